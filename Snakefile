@@ -1,0 +1,40 @@
+# Reproduction of Umar & Laio, "Signal-to-Noise Ratio and Sample Size Govern
+# Representational Alignment in Neural Networks". See README.md.
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import min_version, validate
+
+from alignlib.config import ConfigError, check_config, first_schema_problem
+
+min_version("8.0")
+
+
+# A --configfile on the command line replaces the default experiment instead of
+# being merged into it (Snakemake would otherwise keep the default tasks too).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
+
+
+# Validate (and fill defaults) before any job is scheduled; name the offending key.
+_problem = first_schema_problem(config, workflow.source_path("schemas/config.schema.yaml"))
+if _problem:
+    raise WorkflowError(_problem)
+validate(config, "schemas/config.schema.yaml")
+try:
+    check_config(config)
+except ConfigError as error:
+    raise WorkflowError(str(error)) from None
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/train.smk"
+include: "rules/extract.smk"
+include: "rules/align.smk"
+include: "rules/figures.smk"
+
+
+rule all:
+    input:
+        all_outputs(),
+    default_target: True

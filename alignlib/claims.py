@@ -1,0 +1,97 @@
+"""The paper's claims, tested on a task's alignment table.
+
+Each function returns plain rows (dicts) for ``results/summary.csv``; nothing here
+decides what is plotted. Tolerances are explicit arguments.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from .alignment import pair_mean, primary_layer
+
+
+def _panels(ds):
+    for metric in [str(m) for m in ds["metric"].values]:
+        layer = primary_layer(ds, metric)
+        values = ds["alignment"].sel(metric=metric, layer=layer)
+        if bool(np.isfinite(values).any()):
+            yield metric, layer, values
+
+
+def increases_with_snr(ds: xr.Dataset, n_sem: float = 2.0) -> list[dict]:
+    """Claim 1: at every n, mean alignment does not decrease from one SNR to the next.
+
+    A decrease smaller than ``n_sem`` combined standard errors counts as a tie.
+    """
+    rows = []
+    for metric, layer, values in _panels(ds):
+        mean, sem = pair_mean(values.sortby("snr"))
+        for n in ds["n"].values:
+            m, s = mean.sel(n=n).values, sem.sel(n=n).values
+            drops = m[:-1] - m[1:]
+            allowed = n_sem * np.hypot(s[:-1], s[1:])
+            worst = int(np.argmax(drops - allowed)) if len(drops) else 0
+            holds = bool(np.all(drops <= allowed))
+            rows.append(dict(claim="alignment increases with SNR", metric=metric, layer=layer, snr="all",
+                             n=int(n), holds=holds,
+                             value=float(np.max(drops)) if len(drops) else 0.0,
+                             detail=f"largest drop between consecutive SNRs {np.max(drops, initial=0):.4f} "
+                                    f"(tie allowance {allowed[worst] if len(allowed) else 0:.4f})"))
+    return rows
+
+
+def minimum_over_n(ds: xr.Dataset, threshold: dict | float, rel_window: float = 0.15) -> list[dict]:
+    """Claim 2: at every SNR, alignment is lowest near the interpolation threshold.
+
+    ``threshold``: a number (e.g. d) or {snr: n_threshold}. The claim holds at an SNR when
+    the minimising n is within a factor (1 ± rel_window) of the threshold and the minimum is
+    below the alignment at both the smallest and the largest n.
+    """
+    rows = []
+    ns = ds["n"].values
+    for metric, layer, values in _panels(ds):
+        mean, _ = pair_mean(values)
+        for snr in ds["snr"].values:
+            t = threshold.get(float(snr)) if isinstance(threshold, dict) else threshold
+            curve = mean.sel(snr=snr).values
+            k = int(np.nanargmin(curve))
+            n_min = int(ns[k])
+            dip = bool(curve[k] < curve[0] and curve[k] < curve[-1])
+            near = t is not None and abs(n_min - t) <= rel_window * t
+            rows.append(dict(claim="alignment minimal near the interpolation threshold", metric=metric,
+                             layer=layer, snr=float(snr), n=n_min, holds=bool(dip and near),
+                             value=float(curve[k]),
+                             detail=f"argmin n = {n_min}, threshold = {t}, below both ends: {dip}"))
+    return rows
+
+
+def equal_error_different_alignment(ds: xr.Dataset, rel_error_tol: float = 0.1,
+                                    min_gap: float = 0.1) -> tuple[list[dict], dict]:
+    """Claim 4: grid points with (nearly) equal test error but clearly different alignment.
+
+    For each metric, among all pairs of (snr, n) grid points whose mean test errors differ
+    by at most ``rel_error_tol`` (relative), pick the pair with the largest alignment gap.
+    Returns summary rows and {metric: [((snr, n), (snr, n))]} for the figure.
+    """
+    err = ds["test_error"].mean("seed")
+    points = [(float(s), int(n)) for s in ds["snr"].values for n in ds["n"].values]
+    e = np.array([float(err.sel(snr=s, n=n)) for s, n in points])
+    rows, highlight = [], {}
+    for metric, layer, values in _panels(ds):
+        mean, _ = pair_mean(values)
+        a = np.array([float(mean.sel(snr=s, n=n)) for s, n in points])
+        close = np.abs(e[:, None] - e[None, :]) <= rel_error_tol * np.minimum(e[:, None], e[None, :])
+        gap = np.where(close, np.abs(a[:, None] - a[None, :]), -np.inf)
+        i, j = np.unravel_index(int(np.argmax(gap)), gap.shape)
+        best = float(gap[i, j])
+        holds = best >= min_gap
+        lo, hi = (i, j) if a[i] < a[j] else (j, i)
+        if holds:
+            highlight[metric] = [(points[lo], points[hi])]
+        rows.append(dict(claim="equal test error, different alignment", metric=metric, layer=layer,
+                         snr=f"{points[lo][0]:g} vs {points[hi][0]:g}", n=f"{points[lo][1]} vs {points[hi][1]}",
+                         holds=bool(holds), value=best,
+                         detail=f"test error {e[lo]:.4g} vs {e[hi]:.4g}; alignment {a[lo]:.3f} vs {a[hi]:.3f}"))
+    return rows, highlight

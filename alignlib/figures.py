@@ -1,0 +1,172 @@
+"""Figures of a task's alignment table (matplotlib, no display needed).
+
+Every figure is saved as PNG and PDF side by side, each written atomically.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import xarray as xr  # noqa: E402
+
+from .alignment import pair_mean, primary_layer  # noqa: E402
+
+METRIC_LABELS = {
+    "cka_linear": "linear CKA",
+    "cka_linear_debiased": "debiased linear CKA",
+    "cka_rbf": "RBF CKA",
+    "information_imbalance": "1 − information imbalance",
+    "neighborhood_overlap": "neighbourhood overlap",
+    "mutual_knn": "mutual k-NN",
+    "procrustes": "Procrustes similarity",
+    "cca": "mean squared CCA",
+    "svcca": "SVCCA",
+    "pwcca": "PWCCA",
+    "rsa": "RSA",
+    "cosine_end_to_end": "cosine of end-to-end maps",
+}
+
+
+def metric_label(metric: str, layer: str) -> str:
+    return f"{METRIC_LABELS.get(metric, metric)} ({layer})"
+
+
+def save_figure(fig, png_path) -> list[Path]:
+    """Save ``fig`` as ``png_path`` and the same name with .pdf; atomic per file."""
+    png_path = Path(png_path)
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in (png_path, png_path.with_suffix(".pdf")):
+        tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+        fig.savefig(tmp, dpi=150, bbox_inches="tight")
+        os.replace(tmp, path)
+        written.append(path)
+    plt.close(fig)
+    return written
+
+
+def _panels(ds: xr.Dataset, metrics=None):
+    metrics = list(metrics) if metrics is not None else [str(m) for m in ds["metric"].values]
+    panels = []
+    for metric in metrics:
+        layer = primary_layer(ds, metric)
+        values = ds["alignment"].sel(metric=metric, layer=layer)
+        if bool(np.isfinite(values).any()):
+            panels.append((metric, layer, values))
+    return panels
+
+
+def _grid(n_panels: int, width=5.0, height=3.8):
+    cols = min(n_panels, 3)
+    rows = int(np.ceil(n_panels / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    for ax in axes.flat[n_panels:]:
+        ax.set_visible(False)
+    return fig, axes.flat
+
+
+def _snr_colors(snrs):
+    cmap = plt.get_cmap("viridis")
+    return [cmap(x) for x in np.linspace(0.0, 0.9, len(snrs))]
+
+
+def alignment_vs_n(ds: xr.Dataset, *, threshold=None, threshold_label="n = d", theory=None, metrics=None):
+    """Mean ± s.e. over pairs against n (log axis), one curve per SNR, one panel per metric.
+
+    ``threshold``: a vertical line (e.g. n = d); ``theory``: a DataArray theory(metric, snr, n)
+    drawn as dashed lines in the same colours.
+    """
+    panels = _panels(ds, metrics)
+    fig, axes = _grid(len(panels))
+    snrs = ds["snr"].values
+    colors = _snr_colors(snrs)
+    for ax, (metric, layer, values) in zip(axes, panels):
+        mean, sem = pair_mean(values)
+        for snr, color in zip(snrs, colors):
+            m, s = mean.sel(snr=snr), sem.sel(snr=snr)
+            ax.errorbar(ds["n"].values, m, yerr=s, color=color, marker="o", ms=3, lw=1.3, capsize=2,
+                        label=f"SNR {snr:g}")
+            if theory is not None and metric in theory["metric"].values:
+                ax.plot(theory["n"].values, theory.sel(metric=metric, snr=snr), color=color, ls="--", lw=1)
+        if threshold is not None:
+            ax.axvline(threshold, color="0.3", ls=":", lw=1.2, label=threshold_label)
+        ax.set_xscale("log")
+        ax.set_xlabel("training samples n")
+        ax.set_ylabel(metric_label(metric, layer))
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8, frameon=False)
+    if theory is not None:
+        axes[0].plot([], [], color="0.3", ls="--", lw=1, label="theory")
+        axes[0].legend(fontsize=8, frameon=False)
+    fig.suptitle(f"{ds.attrs.get('task', '')}: alignment against sample size")
+    fig.tight_layout()
+    return fig
+
+
+def alignment_vs_snr(ds: xr.Dataset, *, theory=None, metrics=None):
+    """Mean ± s.e. over pairs against SNR (log axis), one curve per n (colour bar), one panel per metric."""
+    panels = _panels(ds, metrics)
+    fig, axes = _grid(len(panels))
+    ns = ds["n"].values
+    norm = matplotlib.colors.LogNorm(vmin=ns.min(), vmax=max(ns.max(), ns.min() + 1))
+    cmap = plt.get_cmap("plasma")
+    for ax, (metric, layer, values) in zip(axes, panels):
+        mean, sem = pair_mean(values)
+        for n in ns:
+            color = cmap(norm(n) * 0.9)
+            ax.errorbar(ds["snr"].values, mean.sel(n=n), yerr=sem.sel(n=n), color=color, marker="o",
+                        ms=3, lw=1.2, capsize=2)
+            if theory is not None and metric in theory["metric"].values:
+                ax.plot(theory["snr"].values, theory.sel(metric=metric, n=n), color=color, ls="--", lw=0.9)
+        ax.set_xscale("log")
+        ax.set_xlabel("signal-to-noise ratio")
+        ax.set_ylabel(metric_label(metric, layer))
+        ax.grid(alpha=0.3)
+        bar = fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax)
+        bar.set_label("training samples n")
+    fig.suptitle(f"{ds.attrs.get('task', '')}: alignment against SNR" +
+                 (" (dashed: theory)" if theory is not None else ""))
+    fig.tight_layout()
+    return fig
+
+
+def alignment_vs_test_error(ds: xr.Dataset, *, highlight=None, metrics=None):
+    """Mean alignment against mean clean test error, one point per (snr, n).
+
+    Colour = n, marker = SNR. ``highlight``: {metric: [((snr, n), (snr, n)), ...]} pairs
+    of grid points to connect (equal test error, different alignment).
+    """
+    panels = _panels(ds, metrics)
+    fig, axes = _grid(len(panels))
+    ns, snrs = ds["n"].values, ds["snr"].values
+    norm = matplotlib.colors.LogNorm(vmin=ns.min(), vmax=max(ns.max(), ns.min() + 1))
+    cmap = plt.get_cmap("plasma")
+    markers = "os^Dv<>pP*h"
+    err = ds["test_error"].mean("seed")
+    for ax, (metric, layer, values) in zip(axes, panels):
+        mean, _ = pair_mean(values)
+        for k, snr in enumerate(snrs):
+            ax.scatter(err.sel(snr=snr), mean.sel(snr=snr), c=cmap(norm(ns) * 0.9), marker=markers[k % len(markers)],
+                       s=28, edgecolors="k", linewidths=0.3, label=f"SNR {snr:g}")
+        for a, b in (highlight or {}).get(metric, []):
+            xs = [float(err.sel(snr=p[0], n=p[1])) for p in (a, b)]
+            ys = [float(mean.sel(snr=p[0], n=p[1])) for p in (a, b)]
+            ax.plot(xs, ys, color="red", lw=1.5, ls="-", zorder=0)
+            ax.annotate("equal error,\ndifferent alignment", (xs[1], ys[1]), fontsize=7, color="red",
+                        xytext=(5, 5), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set_xlabel("clean test error (mean over members)")
+        ax.set_ylabel(metric_label(metric, layer))
+        ax.grid(alpha=0.3)
+        bar = fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax)
+        bar.set_label("training samples n")
+    axes[0].legend(fontsize=7, frameon=False, loc="best")
+    fig.suptitle(f"{ds.attrs.get('task', '')}: alignment against test error")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,153 @@
+"""Full-batch training of a batched ensemble, one stopping decision per member.
+
+Members are independent: the total loss is the sum of the members' losses, every
+optimizer below acts elementwise or per member, and a member that meets its
+stopping rule is frozen. So a member's weights do not depend on the batch it was
+trained in (up to floating-point summation order).
+
+Optimizers
+- ``gd``: plain gradient descent with step ``lr``.
+- ``adam``: full-batch Adam (beta1 0.9, beta2 0.999, eps 1e-8).
+- ``preconditioned_gd``: gradient descent whose first-layer gradient is multiplied
+  on the right by P = (X^T X / n)^+. P is a function of X^T X, so the update stays
+  in the row space of X, exactly like plain gradient descent: from a vanishing
+  initialisation a linear network still converges to the minimum-norm solution.
+  But the curvature along the data directions becomes 1, which removes the
+  1/lambda_min(X^T X) slowdown that makes plain gradient descent stall near n = d.
+  The step of member m is lr / max(1, |theta_m|^2) (|theta|^2 = sum of squared
+  weights): for a linear network the loss curvature grows like |theta|^2, so
+  this keeps every member's step stable whatever the size of its solution.
+
+Stopping rule: for linear networks, the relative distance of the end-to-end map to
+the least-squares solution restricted to the row space of X,
+|P grad_beta| / |beta| (it is 0 exactly at the minimum-norm fit, whatever the
+optimizer); for other networks the relative gradient norm |grad| / |theta|.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .networks import Architecture, end_to_end, forward
+
+OPTIMIZERS = ("preconditioned_gd", "gd", "adam")
+
+
+@dataclass
+class TrainResult:
+    params: list[torch.Tensor]
+    steps: np.ndarray  # (B,) updates applied
+    converged: np.ndarray  # (B,) bool
+    criterion: np.ndarray  # (B,) final value of the stopping criterion
+
+
+def input_preconditioner(x: torch.Tensor, rtol: float = 1e-10) -> torch.Tensor:
+    """(X^T X / n)^+ via an eigendecomposition, cutting eigenvalues below rtol * max."""
+    n = x.shape[-2]
+    cov = x.transpose(-1, -2) @ x / n
+    evals, evecs = torch.linalg.eigh(cov)
+    keep = evals > rtol * evals.max()
+    inv = torch.where(keep, 1.0 / torch.where(keep, evals, torch.ones_like(evals)), torch.zeros_like(evals))
+    return (evecs * inv) @ evecs.transpose(-1, -2)
+
+
+def _linear_gradients(arch, params, cov, cross, precond):
+    """Loss gradients of a linear network from the sufficient statistics of the data.
+
+    With L = (1/2n) sum |beta x_i - y_i|^2, dL/dbeta = beta Sigma - C^T where
+    Sigma = X^T X / n and C = X^T Y / n; this costs O(d^2) per member, not O(n d h).
+    """
+    beta = end_to_end(arch, params)
+    grad_beta = beta @ cov - cross.transpose(-1, -2)
+    grads = torch.autograd.grad(beta, params, grad_outputs=grad_beta)
+    step_beta = grad_beta @ precond
+    criterion = step_beta.flatten(1).norm(dim=1) / beta.detach().flatten(1).norm(dim=1).clamp_min(1e-300)
+    return list(grads), criterion
+
+
+def _generic_gradients(arch, params, x, y):
+    out = forward(arch, params, x)[-1]
+    loss = 0.5 * ((out - y) ** 2).sum(dim=-1).mean(dim=-1)
+    grads = torch.autograd.grad(loss.sum(), params)
+    gnorm = torch.sqrt(sum(g.flatten(1).pow(2).sum(1) for g in grads))
+    pnorm = torch.sqrt(sum(p.detach().flatten(1).pow(2).sum(1) for p in params))
+    return list(grads), gnorm / pnorm.clamp_min(1e-300)
+
+
+def train_ensemble(
+    arch: Architecture,
+    params: list[torch.Tensor],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    optimizer: str = "preconditioned_gd",
+    lr: float = 1.0,
+    max_steps: int = 20000,
+    tol: float = 1e-7,
+    progress=None,
+) -> TrainResult:
+    """Train every member on the shared inputs x (n, d) and its own targets y (B, n, out).
+
+    ``params`` are batched tensors (leading member axis) and are not modified.
+    ``progress``, if given, is called as progress(step, n_active) now and then.
+    """
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r}; known: {list(OPTIMIZERS)}")
+    if optimizer == "preconditioned_gd" and arch.bias:
+        raise ValueError("preconditioned_gd is defined for networks without biases")
+    params = [p.detach().clone().requires_grad_(True) for p in params]
+    n_members = params[0].shape[0]
+    device, dtype = params[0].device, params[0].dtype
+    precond = input_preconditioner(x)
+    if arch.is_linear:
+        cov = x.T @ x / x.shape[0]
+        cross = torch.einsum("nd,bno->bdo", x, y) / x.shape[0]
+    if optimizer == "adam":
+        m = [torch.zeros_like(p) for p in params]
+        v = [torch.zeros_like(p) for p in params]
+
+    active = torch.ones(n_members, dtype=torch.bool, device=device)
+    steps = torch.zeros(n_members, dtype=torch.long, device=device)
+    criterion = torch.full((n_members,), float("inf"), dtype=dtype, device=device)
+    for step in range(max_steps + 1):
+        if arch.is_linear:
+            grads, crit = _linear_gradients(arch, params, cov, cross, precond)
+        else:
+            grads, crit = _generic_gradients(arch, params, x, y)
+        crit = crit.detach()
+        criterion = torch.where(active, crit, criterion)
+        active = active & ~(crit < tol)
+        if step == max_steps or not bool(active.any()):
+            break
+        mask = active.to(dtype)
+        with torch.no_grad():
+            if optimizer == "preconditioned_gd":
+                grads[0] = grads[0] @ precond
+                sq_norm = sum(p.flatten(1).pow(2).sum(1) for p in params)
+                rate = lr / sq_norm.clamp_min(1.0) * mask
+                for p, g in zip(params, grads):
+                    p -= rate.view(-1, *([1] * (p.dim() - 1))) * g
+            elif optimizer == "gd":
+                for p, g in zip(params, grads):
+                    p -= (lr * mask).view(-1, *([1] * (p.dim() - 1))) * g
+            else:
+                t = step + 1  # all members start together, so the step count is shared
+                for p, g, mi, vi in zip(params, grads, m, v):
+                    shape = (-1, *([1] * (p.dim() - 1)))
+                    keep = mask.view(shape)
+                    mi.mul_(1 - 0.1 * keep).add_(0.1 * keep * g)
+                    vi.mul_(1 - 0.001 * keep).add_(0.001 * keep * g * g)
+                    update = (mi / (1 - 0.9**t)) / (torch.sqrt(vi / (1 - 0.999**t)) + 1e-8)
+                    p -= lr * keep * update
+        steps += active.long()
+        if progress is not None and step % 500 == 0:
+            progress(step, int(active.sum()))
+    return TrainResult(
+        params=[p.detach() for p in params],
+        steps=steps.cpu().numpy(),
+        converged=(~active).cpu().numpy(),
+        criterion=criterion.cpu().numpy(),
+    )

@@ -1,0 +1,18 @@
+rule align:
+    input:
+        cubes=activation_cubes,
+        data=f"{RESULTS}/{{task}}/data/data.nc",
+    output:
+        f"{RESULTS}/{{task}}/alignment.nc",
+    params:
+        task_cfg=task_config,
+        metrics=config["metrics"],
+        task_dir=lambda wildcards: f"{RESULTS}/{wildcards.task}",
+    log:
+        f"{RESULTS}/{{task}}/logs/align.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    script:
+        "../scripts/align.py"

@@ -1,0 +1,43 @@
+# Input functions and path helpers shared by the rules.
+
+RESULTS = config["results"]
+FIGURE_KINDS = ["alignment_vs_n", "alignment_vs_snr", "alignment_vs_test_error"]
+
+
+wildcard_constraints:
+    task="[A-Za-z][A-Za-z0-9_]*",
+    ns="[0-9]+(-[0-9]+)*",
+
+
+def task_config(wildcards):
+    return config["tasks"][wildcards.task]
+
+
+def n_chunks(task):
+    """The task's sample sizes grouped into jobs of config['n_per_job'] values each."""
+    ns = sorted(config["tasks"][task]["n"])
+    size = config["n_per_job"]
+    return ["-".join(str(n) for n in ns[i : i + size]) for i in range(0, len(ns), size)]
+
+
+def chunk_ns(wildcards):
+    return [int(n) for n in wildcards.ns.split("-")]
+
+
+def activation_cubes(wildcards):
+    return expand(
+        f"{RESULTS}/{{task}}/activations/n{{ns}}.nc",
+        task=wildcards.task,
+        ns=n_chunks(wildcards.task),
+    )
+
+
+def task_figures(task):
+    return [f"{RESULTS}/figures/{task}_{kind}.png" for kind in FIGURE_KINDS]
+
+
+def all_outputs():
+    outputs = [f"{RESULTS}/summary.csv"]
+    for task in config["tasks"]:
+        outputs += task_figures(task)
+    return outputs

@@ -1,0 +1,13 @@
+rule task_data:
+    output:
+        f"{RESULTS}/{{task}}/data/data.nc",
+    params:
+        task_cfg=task_config,
+    log:
+        f"{RESULTS}/{{task}}/logs/data.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/make_data.py"

@@ -1,0 +1,17 @@
+rule extract:
+    input:
+        data=f"{RESULTS}/{{task}}/data/data.nc",
+        models=f"{RESULTS}/{{task}}/models/n{{ns}}.nc",
+    output:
+        f"{RESULTS}/{{task}}/activations/n{{ns}}.nc",
+    params:
+        task_cfg=task_config,
+        device=config["device"],
+    log:
+        f"{RESULTS}/{{task}}/logs/extract_n{{ns}}.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    script:
+        "../scripts/extract.py"

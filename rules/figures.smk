@@ -1,0 +1,46 @@
+rule figures:
+    input:
+        alignment=f"{RESULTS}/{{task}}/alignment.nc",
+    output:
+        n=report(
+            f"{RESULTS}/figures/{{task}}_alignment_vs_n.png",
+            caption="../report/alignment_vs_n.rst",
+            category="{task}",
+        ),
+        snr=report(
+            f"{RESULTS}/figures/{{task}}_alignment_vs_snr.png",
+            caption="../report/alignment_vs_snr.rst",
+            category="{task}",
+        ),
+        error=report(
+            f"{RESULTS}/figures/{{task}}_alignment_vs_test_error.png",
+            caption="../report/alignment_vs_test_error.rst",
+            category="{task}",
+        ),
+        pdfs=expand(
+            f"{RESULTS}/figures/{{{{task}}}}_{{kind}}.pdf",
+            kind=FIGURE_KINDS,
+        ),
+    log:
+        f"{RESULTS}/{{task}}/logs/figures.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/figures.py"
+
+
+rule summary:
+    input:
+        expand(f"{RESULTS}/{{task}}/alignment.nc", task=list(config["tasks"])),
+    output:
+        report(f"{RESULTS}/summary.csv", caption="../report/summary.rst", category="summary"),
+    log:
+        f"{RESULTS}/logs/summary.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/summary.py"

@@ -1,0 +1,16 @@
+"""Rule extract: every member's activations on the shared probes, as a NetCDF cube."""
+import torch
+
+from alignlib.cubes import read_netcdf, write_netcdf
+from alignlib.device import resolve_device
+from alignlib.experiment import extract_activations
+from alignlib.runlog import log_to
+
+with log_to(snakemake.log[0]):
+    torch.set_num_threads(snakemake.threads)
+    device = resolve_device(snakemake.params.device)
+    data = read_netcdf(snakemake.input.data)
+    models = read_netcdf(snakemake.input.models)
+    cube = extract_activations(snakemake.params.task_cfg, data, models, device)
+    print(cube)
+    write_netcdf(cube, snakemake.output[0])

@@ -1,0 +1,9 @@
+"""Rule task_data: the task's shared inputs, probes, test set and teacher."""
+from alignlib.cubes import write_netcdf
+from alignlib.data import make_task_data
+from alignlib.runlog import log_to
+
+with log_to(snakemake.log[0]):
+    data = make_task_data(snakemake.wildcards.task, snakemake.params.task_cfg)
+    print(data)
+    write_netcdf(data, snakemake.output[0])

@@ -1,0 +1,19 @@
+"""Rule train: every (snr, seed) member at each n of this job, batched per n."""
+import torch
+import xarray as xr
+
+from alignlib.cubes import read_netcdf, write_netcdf
+from alignlib.device import resolve_device
+from alignlib.experiment import architecture, model_attrs, train_grid_n
+from alignlib.runlog import log_to
+
+with log_to(snakemake.log[0]) as log:
+    torch.set_num_threads(snakemake.threads)
+    task, cfg = snakemake.wildcards.task, snakemake.params.task_cfg
+    device = resolve_device(snakemake.params.device)
+    print(f"device: {device}", file=log)
+    data = read_netcdf(snakemake.input.data)
+    parts = [train_grid_n(task, cfg, data, n, device, log=log) for n in snakemake.params.ns]
+    models = xr.concat(parts, dim="n")
+    models.attrs.update(model_attrs(task, cfg, architecture(cfg, data)))
+    write_netcdf(models, snakemake.output[0])

@@ -1,0 +1,37 @@
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+CONFIGS = Path(__file__).resolve().parent / "configs"
+
+
+def run_snakemake(workdir: Path, config: dict, *args, check=True, timeout=600):
+    """Run the real snakemake CLI on ``config`` (written to workdir) with results in workdir."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = dict(config, results=str(workdir / "results"))
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+           "--directory", str(REPO), "--configfile", str(path), "--cores", "2", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    return yaml.safe_load((CONFIGS / "tiny.yaml").read_text())
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_config):
+    """The tiny workflow run once for the whole test session."""
+    workdir = tmp_path_factory.mktemp("tiny_run")
+    run_snakemake(workdir, tiny_config)
+    return workdir / "results"
