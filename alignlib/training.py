@@ -14,9 +14,12 @@ Optimizers
   initialisation a linear network still converges to the minimum-norm solution.
   But the curvature along the data directions becomes 1, which removes the
   1/lambda_min(X^T X) slowdown that makes plain gradient descent stall near n = d.
-  The step of member m is lr / max(1, |theta_m|^2) (|theta|^2 = sum of squared
-  weights): for a linear network the loss curvature grows like |theta|^2, so
-  this keeps every member's step stable whatever the size of its solution.
+  This is exactly plain gradient descent on the network fed with whitened inputs
+  (Sigma^{+1/2} x on the row space). The step of member m is
+  lr / max(1, |theta_m|^2_white), where |theta|^2_white = tr(W_1 Sigma W_1^T) + sum of
+  the other layers' squared weights is the squared weight norm in those whitened
+  coordinates: the loss curvature of a linear network grows like it, so every
+  member's step stays stable whatever the size of its solution.
 
 Stopping rule: for linear networks, the relative distance of the end-to-end map to
 the least-squares solution restricted to the row space of X,
@@ -52,6 +55,12 @@ def input_preconditioner(x: torch.Tensor, rtol: float = 1e-10) -> torch.Tensor:
     keep = evals > rtol * evals.max()
     inv = torch.where(keep, 1.0 / torch.where(keep, evals, torch.ones_like(evals)), torch.zeros_like(evals))
     return (evecs * inv) @ evecs.transpose(-1, -2)
+
+
+def whitened_sq_norm(params, cov):
+    """tr(W_1 Sigma W_1^T) + sum_{l>1} |W_l|^2 per member: the squared weight norm in whitened inputs."""
+    first = torch.einsum("bhd,de,bhe->b", params[0], cov, params[0])
+    return first + sum(p.flatten(1).pow(2).sum(1) for p in params[1:])
 
 
 def _linear_gradients(arch, params, cov, cross, precond):
@@ -102,8 +111,8 @@ def train_ensemble(
     n_members = params[0].shape[0]
     device, dtype = params[0].device, params[0].dtype
     precond = input_preconditioner(x)
+    cov = x.T @ x / x.shape[0]
     if arch.is_linear:
-        cov = x.T @ x / x.shape[0]
         cross = torch.einsum("nd,bno->bdo", x, y) / x.shape[0]
     if optimizer == "adam":
         m = [torch.zeros_like(p) for p in params]
@@ -126,7 +135,7 @@ def train_ensemble(
         with torch.no_grad():
             if optimizer == "preconditioned_gd":
                 grads[0] = grads[0] @ precond
-                sq_norm = sum(p.flatten(1).pow(2).sum(1) for p in params)
+                sq_norm = whitened_sq_norm(params, cov)
                 rate = lr / sq_norm.clamp_min(1.0) * mask
                 for p, g in zip(params, grads):
                     p -= rate.view(-1, *([1] * (p.dim() - 1))) * g

@@ -1,4 +1,4 @@
-import shutil
+import copy
 import subprocess
 import sys
 from pathlib import Path
@@ -24,9 +24,18 @@ def run_snakemake(workdir: Path, config: dict, *args, check=True, timeout=600):
     return proc
 
 
+def validated(config: dict) -> dict:
+    """The config with the schema's defaults filled in, as the workflow sees it."""
+    from snakemake.utils import validate
+
+    config = copy.deepcopy(config)
+    validate(config, str(REPO / "schemas" / "config.schema.yaml"))
+    return config
+
+
 @pytest.fixture(scope="session")
 def tiny_config():
-    return yaml.safe_load((CONFIGS / "tiny.yaml").read_text())
+    return validated(yaml.safe_load((CONFIGS / "tiny.yaml").read_text()))
 
 
 @pytest.fixture(scope="session")
