@@ -1,11 +1,23 @@
 # Reproduction of Umar & Laio, "Signal-to-Noise Ratio and Sample Size Govern
 # Representational Alignment in Neural Networks". See README.md.
+import sys
+
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
-from alignlib.config import ConfigError, check_config, first_schema_problem
+sys.path.insert(0, workflow.basedir)  # alignlib from this checkout, installed or not
+from alignlib.config import (  # noqa: E402
+    ConfigError,
+    check_config,
+    first_schema_problem,
+    prepend_to_pythonpath,
+)
 
 min_version("8.0")
+
+# Rule scripts run in their own processes (and, on a cluster, on other nodes): let them
+# import alignlib from this repository even where it is not pip-installed.
+prepend_to_pythonpath(workflow.basedir)
 
 
 # A --configfile on the command line replaces the default experiment instead of

@@ -72,3 +72,11 @@ def first_schema_problem(config: dict, schema_path) -> str | None:
     validator = jsonschema.Draft202012Validator(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     return None if error is None else describe_validation_error(error)
+
+
+def prepend_to_pythonpath(folder: str) -> None:
+    """Make ``folder`` importable in child processes (the workflow's rule scripts)."""
+    import os
+
+    parts = [str(folder)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(parts))

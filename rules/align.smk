@@ -14,5 +14,7 @@ rule align:
     resources:
         mem_mb=4000,
         runtime=60,
+    conda:
+        "../envs/alignlib.yaml"
     script:
         "../scripts/align.py"

@@ -9,5 +9,7 @@ rule task_data:
     resources:
         mem_mb=1000,
         runtime=10,
+    conda:
+        "../envs/alignlib.yaml"
     script:
         "../scripts/make_data.py"

@@ -13,5 +13,7 @@ rule extract:
     resources:
         mem_mb=2000,
         runtime=30,
+    conda:
+        "../envs/alignlib.yaml"
     script:
         "../scripts/extract.py"

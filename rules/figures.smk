@@ -27,6 +27,8 @@ rule figures:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../envs/alignlib.yaml"
     script:
         "../scripts/figures.py"
 
@@ -42,5 +44,7 @@ rule summary:
     resources:
         mem_mb=1000,
         runtime=10,
+    conda:
+        "../envs/alignlib.yaml"
     script:
         "../scripts/summary.py"

@@ -13,5 +13,7 @@ rule train:
     resources:
         mem_mb=2000,
         runtime=60,
+    conda:
+        "../envs/alignlib.yaml"
     script:
         "../scripts/train.py"
