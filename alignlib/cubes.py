@@ -34,11 +34,18 @@ def write_netcdf(ds: xr.Dataset, path, compress: bool = True) -> None:
     os.close(fd)
     try:
         ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; give it normal permissions
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def read_netcdf(path) -> xr.Dataset:
