@@ -1,8 +1,13 @@
-"""Task data: the shared training-input pool, probe set, clean test set and teacher.
+"""Task data: the shared training-input pool, probe set, clean test set (and teacher).
 
 Training inputs are nested: the set for sample size n is the first n rows of one
-pool drawn once per task, so every member at (snr, n) sees the same X and growing n
+pool fixed per task, so every member at (snr, n) sees the same inputs and growing n
 only adds samples. Noise is not stored here; it is drawn per member (alignlib.noise).
+
+Regression data sets hold ``train_y``/``test_y`` (sample, output); classification
+ones hold integer ``train_label``/``test_label`` and the attribute ``classes``.
+The attribute ``target_variance`` is Var(clean target), used by the SNR definitions;
+``input_variance`` is the mean per-feature variance of the clean training inputs.
 """
 
 from __future__ import annotations
@@ -14,34 +19,154 @@ from . import __version__
 from .seeding import stream
 
 
+def _assemble(train_x, probe_x, test_x, *, train_y=None, test_y=None, train_label=None, test_label=None,
+              classes=None, target_variance=None, target_variance_definition="", image_shape=None) -> xr.Dataset:
+    variables = {
+        "train_x": (("sample", "feature"), np.asarray(train_x, np.float64)),
+        "probe_x": (("probe", "feature"), np.asarray(probe_x, np.float64)),
+        "test_x": (("test_sample", "feature"), np.asarray(test_x, np.float64)),
+    }
+    attrs = {"input_variance": float(np.asarray(train_x).var(axis=0).mean())}
+    if train_label is None:
+        variables["train_y"] = (("sample", "output"), np.asarray(train_y, np.float64))
+        variables["test_y"] = (("test_sample", "output"), np.asarray(test_y, np.float64))
+        attrs["target"] = "regression"
+        if target_variance is None:
+            target_variance = float(np.asarray(train_y).var(axis=0).mean())
+            target_variance_definition = "variance of the clean training-pool targets (mean over outputs)"
+    else:
+        variables["train_label"] = (("sample",), np.asarray(train_label, np.int64))
+        variables["test_label"] = (("test_sample",), np.asarray(test_label, np.int64))
+        attrs["target"] = "classification"
+        attrs["classes"] = int(classes)
+        onehot = np.eye(classes)[np.asarray(train_label)]
+        target_variance = float(onehot.var(axis=0).mean())
+        target_variance_definition = "variance of the one-hot training-pool targets (mean over classes)"
+    attrs["target_variance"] = float(target_variance)
+    attrs["target_variance_definition"] = target_variance_definition
+    if image_shape is not None:
+        attrs["image_shape"] = list(image_shape)
+    return xr.Dataset(variables, attrs=attrs)
+
+
 def gaussian_linear(task: str, cfg: dict) -> xr.Dataset:
     """x ~ N(0, I_d); y = teacher . x with a fixed unit-norm teacher, so Var(y) = 1."""
-    d = cfg["dataset"]["dim"]
-    seed = cfg["base_seed"]
+    d, seed = cfg["dataset"]["dim"], cfg["base_seed"]
     teacher = stream(seed, task, "teacher").standard_normal(d)
     teacher /= np.linalg.norm(teacher)
     train_x = stream(seed, task, "train_inputs").standard_normal((max(cfg["n"]), d))
     probe_x = stream(seed, task, "probe_inputs").standard_normal((cfg["probes"], d))
     test_x = stream(seed, task, "test_inputs").standard_normal((cfg["test_size"], d))
-    ds = xr.Dataset(
-        {
-            "train_x": (("sample", "feature"), train_x),
-            "train_y": (("sample", "output"), (train_x @ teacher)[:, None]),
-            "probe_x": (("probe", "feature"), probe_x),
-            "test_x": (("test_sample", "feature"), test_x),
-            "test_y": (("test_sample", "output"), (test_x @ teacher)[:, None]),
-            "teacher": (("feature",), teacher),
-        },
-        attrs={
-            # Population variance of the clean target: |teacher|^2 for isotropic inputs.
-            "target_variance": float(teacher @ teacher),
-            "target_variance_definition": "population Var(teacher . x) = |teacher|^2",
-        },
-    )
+    ds = _assemble(train_x, probe_x, test_x, train_y=(train_x @ teacher)[:, None],
+                   test_y=(test_x @ teacher)[:, None], target_variance=float(teacher @ teacher),
+                   target_variance_definition="population Var(teacher . x) = |teacher|^2")
+    ds["teacher"] = ("feature", teacher)
     return ds
 
 
-DATASETS = {"gaussian_linear": gaussian_linear}
+def teacher_mlp(task: str, cfg: dict) -> xr.Dataset:
+    """x ~ N(0, I_d) through a fixed random two-layer ReLU teacher.
+
+    Regression: the teacher's single output. Classification: the argmax of its `classes`
+    outputs, each centred on its mean over the pool so that no class is empty.
+    """
+    dcfg, seed = cfg["dataset"], cfg["base_seed"]
+    d, h = dcfg["dim"], dcfg["teacher_hidden"]
+    classify = dcfg["target"] == "classification"
+    out = dcfg["classes"] if classify else 1
+    rng = stream(seed, task, "teacher")
+    w1 = rng.standard_normal((h, d)) / np.sqrt(d)
+    w2 = rng.standard_normal((out, h)) * np.sqrt(2.0 / h)
+    inputs = {role: stream(seed, task, f"{role}_inputs").standard_normal((size, d))
+              for role, size in (("train", max(cfg["n"])), ("probe", cfg["probes"]), ("test", cfg["test_size"]))}
+    reference = stream(seed, task, "reference_inputs").standard_normal((20000, d))
+
+    def teacher(x):
+        return np.maximum(x @ w1.T, 0.0) @ w2.T
+
+    centre = teacher(reference).mean(axis=0)
+    if classify:
+        return _assemble(inputs["train"], inputs["probe"], inputs["test"],
+                         train_label=np.argmax(teacher(inputs["train"]) - centre, axis=1),
+                         test_label=np.argmax(teacher(inputs["test"]) - centre, axis=1), classes=out)
+    scale = teacher(reference).std()
+    return _assemble(inputs["train"], inputs["probe"], inputs["test"],
+                     train_y=(teacher(inputs["train"]) - centre) / scale,
+                     test_y=(teacher(inputs["test"]) - centre) / scale,
+                     target_variance=1.0,
+                     target_variance_definition="population variance of the standardised teacher output (1)")
+
+
+def _split_real(task, cfg, x, *, y=None, labels=None, classes=None, image_shape=None):
+    """A fixed seeded split: probes, test set, then the training pool; standardised on the pool."""
+    n_total = len(x)
+    order = stream(cfg["base_seed"], task, "split").permutation(n_total)
+    probes, test = cfg["probes"], cfg["test_size"]
+    pool = cfg["dataset"].get("pool") or (n_total - probes - test)
+    if probes + test + pool > n_total:
+        raise ValueError(f"tasks.{task}: probes ({probes}) + test_size ({test}) + pool ({pool}) exceed the "
+                         f"{n_total} samples of data set {cfg['dataset']['kind']!r}")
+    i_probe, i_test, i_train = order[:probes], order[probes:probes + test], order[probes + test:probes + test + pool]
+    mean, std = x[i_train].mean(axis=0), x[i_train].std(axis=0)
+    std = np.where(std > 0, std, 1.0)  # constant pixels stay 0 instead of dividing by 0
+    xs = (x - mean) / std
+    if labels is not None:
+        return _assemble(xs[i_train], xs[i_probe], xs[i_test], train_label=labels[i_train],
+                         test_label=labels[i_test], classes=classes, image_shape=image_shape)
+    y = (y - y[i_train].mean(axis=0)) / y[i_train].std(axis=0)
+    return _assemble(xs[i_train], xs[i_probe], xs[i_test], train_y=y[i_train], test_y=y[i_test])
+
+
+def digits(task: str, cfg: dict) -> xr.Dataset:
+    """scikit-learn's bundled UCI digits: 1797 images of 8x8 pixels, 10 classes."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    return _split_real(task, cfg, bunch.data.astype(np.float64), labels=bunch.target, classes=10,
+                       image_shape=(1, 8, 8))
+
+
+def diabetes(task: str, cfg: dict) -> xr.Dataset:
+    """scikit-learn's bundled diabetes data: 442 patients, 10 features, a disease-progression target."""
+    from sklearn.datasets import load_diabetes
+
+    bunch = load_diabetes()
+    return _split_real(task, cfg, bunch.data.astype(np.float64), y=bunch.target.astype(np.float64)[:, None])
+
+
+def _image_set(task, cfg, files):
+    """MNIST/CIFAR-10: probes and test set from the official test split, the pool from the training split."""
+    train_x = files["train_images"].reshape(len(files["train_images"]), -1).astype(np.float64) / 255.0
+    test_x = files["test_images"].reshape(len(files["test_images"]), -1).astype(np.float64) / 255.0
+    image_shape = files["train_images"].shape[1:] if files["train_images"].ndim == 4 else (1, *files["train_images"].shape[1:])
+    probes, test = cfg["probes"], cfg["test_size"]
+    if probes + test > len(test_x):
+        raise ValueError(f"tasks.{task}: probes + test_size ({probes + test}) exceed the {len(test_x)} test images")
+    pool = cfg["dataset"].get("pool") or len(train_x)
+    i_train = stream(cfg["base_seed"], task, "split").permutation(len(train_x))[:pool]
+    i_test = stream(cfg["base_seed"], task, "split_test").permutation(len(test_x))
+    mean, std = train_x[i_train].mean(axis=0), train_x[i_train].std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    norm = lambda a: (a - mean) / std  # noqa: E731
+    return _assemble(norm(train_x[i_train]), norm(test_x[i_test[:probes]]), norm(test_x[i_test[probes:probes + test]]),
+                     train_label=files["train_labels"][i_train], test_label=files["test_labels"][i_test[probes:probes + test]],
+                     classes=10, image_shape=image_shape)
+
+
+def mnist(task: str, cfg: dict) -> xr.Dataset:
+    from .image_files import load_mnist
+
+    return _image_set(task, cfg, load_mnist(cfg["dataset"]["path"]))
+
+
+def cifar10(task: str, cfg: dict) -> xr.Dataset:
+    from .image_files import load_cifar10
+
+    return _image_set(task, cfg, load_cifar10(cfg["dataset"]["path"]))
+
+
+DATASETS = {"gaussian_linear": gaussian_linear, "teacher_mlp": teacher_mlp, "digits": digits,
+            "diabetes": diabetes, "mnist": mnist, "cifar10": cifar10}
 
 
 def make_task_data(task: str, cfg: dict) -> xr.Dataset:

@@ -15,31 +15,81 @@ import xarray as xr
 
 from . import __version__
 from .networks import Architecture, end_to_end, forward, init_member, stack_members
-from .noise import SNR_DEFINITIONS, noisy_targets
+from .noise import SNR_DEFINITIONS, corrupt, member_noise_rng
 from .seeding import stream
 from .training import train_ensemble
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
+def is_classification(data: xr.Dataset) -> bool:
+    return data.attrs.get("target") == "classification"
+
+
+def loss_of(cfg: dict, data: xr.Dataset) -> str:
+    loss = cfg["training"]["loss"]
+    if loss == "auto":
+        return "cross_entropy" if is_classification(data) else "mse"
+    if loss == "cross_entropy" and not is_classification(data):
+        raise ValueError("training.loss: cross_entropy needs a classification data set")
+    return loss
+
+
+def output_width(data: xr.Dataset) -> int:
+    return int(data.attrs["classes"]) if is_classification(data) else data.sizes["output"]
+
+
 def architecture(cfg: dict, data: xr.Dataset) -> Architecture:
     net = cfg["network"]
-    activation = "linear" if net["kind"] == "linear" else net["activation"]
+    kind = net["kind"]
+    conv, image_shape = (), None
+    d = data.sizes["feature"]
+    if kind == "cnn":
+        if "image_shape" not in data.attrs:
+            raise ValueError(f"network.kind cnn needs an image data set, not {data.attrs.get('dataset')!r}")
+        image_shape = tuple(int(v) for v in np.atleast_1d(data.attrs["image_shape"]))
+        conv = tuple(net["channels"])
+        c, h, w = image_shape
+        for _ in conv:
+            h, w = h // 2, w // 2
+        d = conv[-1] * h * w
     return Architecture(
-        widths=(data.sizes["feature"], *net["hidden"], data.sizes["output"]),
-        activation=activation,
-        bias=bool(net["bias"]),
+        widths=(d, *net["hidden"], output_width(data)),
+        activation="linear" if kind == "linear" else net["activation"],
+        bias=bool(net["bias"]) and kind != "linear",
+        conv=conv,
+        image_shape=image_shape,
+        record=net["record"],
     )
 
 
-def member_targets(task: str, cfg: dict, data: xr.Dataset, snr: float, n: int, seed: int) -> np.ndarray:
-    """The noisy training targets (n, out) of member (snr, n, seed)."""
-    return noisy_targets(
-        cfg["noise"]["kind"],
-        data["train_y"].values[:n],
-        base_seed=cfg["base_seed"], task=task, snr=snr, n=n, seed=seed,
-        target_variance=data.attrs["target_variance"],
-    )
+def member_training_set(task: str, cfg: dict, data: xr.Dataset, snr: float, n: int, seed: int):
+    """Member (snr, n, seed)'s training set after its own noise: (inputs (n, d), targets).
+
+    Targets are integer labels (n,) when the loss is cross-entropy (or the noise flips
+    labels), else float targets (n, out), one-hot for classification.
+    """
+    x = data["train_x"].values[:n]
+    loss = loss_of(cfg, data)
+    noise = cfg["noise"]["kind"]
+    if is_classification(data):
+        labels = data["train_label"].values[:n]
+        if noise == "label_flip" or loss == "cross_entropy":
+            targets = labels
+        else:
+            targets = np.eye(int(data.attrs["classes"]))[labels]
+    else:
+        if noise == "label_flip":
+            raise ValueError(f"tasks.{task}.noise.kind: label_flip needs a classification data set")
+        targets = data["train_y"].values[:n]
+    rng = member_noise_rng(cfg["base_seed"], task, snr, n, seed)
+    x, targets = corrupt(noise, x=x, targets=targets, snr=snr, rng=rng,
+                         target_variance=data.attrs["target_variance"],
+                         input_variance=data.attrs["input_variance"],
+                         classes=data.attrs.get("classes"))
+    if loss == "mse" and targets.ndim == 1:  # flipped labels trained with MSE: one-hot them
+        targets = np.eye(int(data.attrs["classes"]))[targets]
+    return x, targets
 
 
 def member_init(task: str, cfg: dict, arch: Architecture, snr: float, n: int, seed: int):
@@ -47,23 +97,35 @@ def member_init(task: str, cfg: dict, arch: Architecture, snr: float, n: int, se
     return init_member(arch, cfg["network"]["init_scale"], rng)
 
 
-def _mse(pred: torch.Tensor, target: torch.Tensor) -> np.ndarray:
-    """Mean over samples of the squared error summed over outputs, per member."""
-    return ((pred.double() - target.double()) ** 2).sum(-1).mean(-1).cpu().numpy()
+def _errors(out: torch.Tensor, target: torch.Tensor) -> np.ndarray:
+    """Per member: 0-1 error for integer labels, else mean over samples of the squared error."""
+    if target.dtype == torch.long:
+        return (out.argmax(-1) != target).double().mean(-1).cpu().numpy()
+    return ((out.double() - target.double()) ** 2).sum(-1).mean(-1).cpu().numpy()
+
+
+def _clean_test_targets(data, cfg, device, dtype):
+    if is_classification(data):
+        return torch.as_tensor(data["test_label"].values, device=device)
+    return torch.as_tensor(data["test_y"].values, dtype=dtype, device=device)
 
 
 def train_members(task, cfg, data, n, members, device, log=sys.stderr):
     """Train the members [(snr, seed), ...] at sample size n in one batched computation.
 
-    Returns (arch, TrainResult, train_error (B,), test_error (B,)).
+    Returns (arch, TrainResult, train_error (B,), test_error (B,)): the train error on each
+    member's own noisy training set, the test error on the clean test set (MSE for
+    regression, 0-1 error for classification).
     """
     arch = architecture(cfg, data)
     tcfg = cfg["training"]
     dtype = DTYPES[tcfg["dtype"]]
-    x = torch.as_tensor(data["train_x"].values[:n], dtype=dtype, device=device)
-    y = torch.as_tensor(
-        np.stack([member_targets(task, cfg, data, s, n, k) for s, k in members]), dtype=dtype, device=device
-    )
+    loss = loss_of(cfg, data)
+    sets = [member_training_set(task, cfg, data, s, n, k) for s, k in members]
+    shared_inputs = cfg["noise"]["kind"] != "input_gaussian"
+    x = torch.as_tensor(sets[0][0] if shared_inputs else np.stack([s[0] for s in sets]), dtype=dtype, device=device)
+    y = np.stack([s[1] for s in sets])
+    y = torch.as_tensor(y, device=device) if y.dtype.kind == "i" else torch.as_tensor(y, dtype=dtype, device=device)
     params = stack_members([member_init(task, cfg, arch, s, n, k) for s, k in members], dtype, device)
     t0 = time.perf_counter()
 
@@ -72,18 +134,20 @@ def train_members(task, cfg, data, n, members, device, log=sys.stderr):
               f"({time.perf_counter() - t0:.1f} s)", file=log, flush=True)
 
     result = train_ensemble(
-        arch, params, x, y, optimizer=tcfg["optimizer"], lr=tcfg["lr"],
-        max_steps=tcfg["max_steps"], tol=tcfg["tol"], progress=progress,
+        arch, params, x, y, optimizer=tcfg["optimizer"], lr=tcfg["lr"], max_steps=tcfg["max_steps"],
+        tol=tcfg["tol"], loss=loss, fit_tol=tcfg["fit_tol"], progress=progress,
     )
     with torch.no_grad():
-        train_pred = forward(arch, result.params, x)[-1]
+        train_out = forward(arch, result.params, x)[-1]
         test_x = torch.as_tensor(data["test_x"].values, dtype=dtype, device=device)
-        test_pred = forward(arch, result.params, test_x)[-1]
-        test_y = torch.as_tensor(data["test_y"].values, dtype=dtype, device=device)
+        test_out = forward(arch, result.params, test_x)[-1]
+    test_error = _errors(test_out, _clean_test_targets(data, cfg, device, dtype))
     print(f"[{task} n={n}] done in {time.perf_counter() - t0:.1f} s: "
           f"{int(result.converged.sum())}/{len(members)} converged, "
           f"steps {int(result.steps.min())}-{int(result.steps.max())}", file=log, flush=True)
-    return arch, result, _mse(train_pred, y), _mse(test_pred, test_y)
+    # classification: 0-1 error against the member's own (noisy) labels, whatever the loss
+    train_target = y.argmax(-1) if is_classification(data) and y.dtype != torch.long else y
+    return arch, result, _errors(train_out, train_target), test_error
 
 
 def train_grid_n(task: str, cfg: dict, data: xr.Dataset, n: int, device, log=sys.stderr) -> xr.Dataset:
@@ -105,8 +169,10 @@ def train_grid_n(task: str, cfg: dict, data: xr.Dataset, n: int, device, log=sys
     return ds.expand_dims(n=[int(n)])
 
 
-def model_attrs(task: str, cfg: dict, arch: Architecture) -> dict:
+def model_attrs(task: str, cfg: dict, data: xr.Dataset) -> dict:
     net, noise, train = cfg["network"], cfg["noise"], cfg["training"]
+    arch = architecture(cfg, data)
+    classification = is_classification(data)
     return {
         "task": task,
         "dataset": cfg["dataset"]["kind"],
@@ -118,8 +184,11 @@ def model_attrs(task: str, cfg: dict, arch: Architecture) -> dict:
         "noise": noise["kind"],
         "snr_definition": SNR_DEFINITIONS[noise["kind"]],
         "optimizer": train["optimizer"],
-        "train_error_definition": "MSE on the member's own noisy training targets",
-        "test_error_definition": "MSE on the clean test targets",
+        "train_error_definition": ("0-1 error on the member's own noisy training labels" if classification
+                                   else "MSE on the member's own noisy training targets"),
+        "test_error_definition": "0-1 error on the clean test labels" if classification else "MSE on the clean test targets",
+        "target": "classification" if classification else "regression",
+        "loss": loss_of(cfg, data),
         "alignlib_version": __version__,
     }
 

@@ -22,40 +22,66 @@ ACTIVATIONS = {
 
 @dataclass(frozen=True)
 class Architecture:
-    """Layer widths from input to output, the hidden activation and whether layers have biases."""
+    """A batched network: optional 3x3 convolutions, then dense layers.
+
+    ``widths`` are the dense widths from the (flattened) input to the output. With
+    ``conv`` channels, the input is an image of ``image_shape`` (C, H, W); each
+    convolution (padding 1) is followed by the activation and 2x2 max-pooling, and
+    ``widths[0]`` must be the flattened size after the last pooling.
+    """
 
     widths: tuple[int, ...]
     activation: str = "linear"
     bias: bool = False
+    conv: tuple[int, ...] = ()
+    image_shape: tuple[int, ...] | None = None
+    record: str = "post"
 
     def __post_init__(self):
         if len(self.widths) < 2:
             raise ValueError("an architecture needs at least an input and an output width")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {self.activation!r}; known: {sorted(ACTIVATIONS)}")
+        if self.conv and (self.image_shape is None or len(self.image_shape) != 3):
+            raise ValueError("a convolutional network needs the image shape (C, H, W) of its inputs")
+        if self.record not in ("post", "pre"):
+            raise ValueError(f"record must be 'post' or 'pre', not {self.record!r}")
 
     @property
     def is_linear(self) -> bool:
-        return self.activation == "linear" and not self.bias
+        return self.activation == "linear" and not self.bias and not self.conv
+
+    @property
+    def conv_shapes(self) -> list[tuple[int, int, int]]:
+        """(C, H, W) after each convolution block."""
+        shapes, (c, h, w) = [], self.image_shape or (0, 0, 0)
+        for channels in self.conv:
+            h, w = h // 2, w // 2
+            shapes.append((channels, h, w))
+        return shapes
 
     @property
     def layer_names(self) -> list[str]:
-        """'hidden1', 'hidden2', ..., 'output' ('hidden' when there is only one)."""
+        """'conv1', ..., 'hidden1', 'hidden2', ..., 'output' ('hidden' when there is only one)."""
+        convs = [f"conv{i + 1}" for i in range(len(self.conv))]
         n_hidden = len(self.widths) - 2
-        if n_hidden == 1:
-            hidden = ["hidden"]
-        else:
-            hidden = [f"hidden{i + 1}" for i in range(n_hidden)]
-        return hidden + ["output"]
+        hidden = ["hidden"] if n_hidden == 1 else [f"hidden{i + 1}" for i in range(n_hidden)]
+        return convs + hidden + ["output"]
 
     @property
     def layer_widths(self) -> list[int]:
-        return list(self.widths[1:])
+        return [c * h * w for c, h, w in self.conv_shapes] + list(self.widths[1:])
 
 
 def init_member(arch: Architecture, init_scale: float, rng: np.random.Generator) -> list[np.ndarray]:
     """One member's parameters: W ~ N(0, (init_scale / sqrt(fan_in))^2), biases 0."""
     params = []
+    c_in = arch.image_shape[0] if arch.conv else 0
+    for c_out in arch.conv:
+        params.append(rng.standard_normal((c_out, c_in, 3, 3)) * (init_scale / np.sqrt(9 * c_in)))
+        if arch.bias:
+            params.append(np.zeros(c_out))
+        c_in = c_out
     for fan_in, fan_out in zip(arch.widths[:-1], arch.widths[1:]):
         params.append(rng.standard_normal((fan_out, fan_in)) * (init_scale / np.sqrt(fan_in)))
         if arch.bias:
@@ -78,22 +104,46 @@ def split_layers(arch: Architecture, params: list[torch.Tensor]):
         yield params[i], (params[i + 1] if arch.bias else None)
 
 
+def _conv_blocks(arch, layers, x, act, outputs):
+    """Grouped convolutions: member b's filters see only member b's copy of the images."""
+    n_members = layers[0][0].shape[0]
+    c, hgt, wid = arch.image_shape
+    if x.dim() == 2:  # shared inputs (n, C*H*W)
+        h = x.reshape(x.shape[0], 1, c, hgt, wid).expand(-1, n_members, -1, -1, -1)
+    else:  # per-member inputs (B, n, C*H*W)
+        h = x.reshape(n_members, x.shape[1], c, hgt, wid).transpose(0, 1)
+    h = h.reshape(h.shape[0], n_members * c, hgt, wid)
+    for w, b in layers[: len(arch.conv)]:
+        z = torch.nn.functional.conv2d(h, w.reshape(-1, *w.shape[2:]), padding=1, groups=n_members)
+        if b is not None:
+            z = z + b.reshape(1, -1, 1, 1)
+        h = torch.nn.functional.max_pool2d(act(z), 2)
+        record = torch.nn.functional.max_pool2d(z, 2) if arch.record == "pre" else h
+        n = h.shape[0]
+        outputs.append(record.reshape(n, n_members, -1).transpose(0, 1))
+    return h.reshape(h.shape[0], n_members, -1).transpose(0, 1)
+
+
 def forward(arch: Architecture, params: list[torch.Tensor], x: torch.Tensor) -> list[torch.Tensor]:
     """Every layer's output for inputs x of shape (n, d) (shared) or (B, n, d).
 
-    Hidden layers are returned after the activation; the last entry is the output.
+    Hidden layers are returned after the activation (before it with record='pre');
+    the last entry is the output. Each has shape (B, n, width).
     """
     act = ACTIVATIONS[arch.activation]
     outputs = []
-    h = x
     layers = list(split_layers(arch, params))
-    for i, (w, b) in enumerate(layers):
-        h = torch.matmul(h, w.transpose(-1, -2))
+    h = _conv_blocks(arch, layers, x, act, outputs) if arch.conv else x
+    dense = layers[len(arch.conv):]
+    for i, (w, b) in enumerate(dense):
+        z = torch.matmul(h, w.transpose(-1, -2))
         if b is not None:
-            h = h + b[:, None, :]
-        if i < len(layers) - 1:
-            h = act(h)
-        outputs.append(h)
+            z = z + b[:, None, :]
+        if i < len(dense) - 1:
+            h = act(z)
+            outputs.append(z if arch.record == "pre" else h)
+        else:
+            outputs.append(z)
     return outputs
 
 

@@ -21,10 +21,14 @@ Optimizers
   coordinates: the loss curvature of a linear network grows like it, so every
   member's step stays stable whatever the size of its solution.
 
-Stopping rule: for linear networks, the relative distance of the end-to-end map to
-the least-squares solution restricted to the row space of X,
-|P grad_beta| / |beta| (it is 0 exactly at the minimum-norm fit, whatever the
-optimizer); for other networks the relative gradient norm |grad| / |theta|.
+Stopping rules (a member stops at the first that holds, or at max_steps):
+- convergence: for linear networks trained on MSE, the relative distance of the
+  end-to-end map to the least-squares solution restricted to the row space of X,
+  |P grad_beta| / |beta| < tol (it is 0 exactly at the minimum-norm fit, whatever
+  the optimizer); for other networks the relative gradient norm |grad| / |theta| < tol;
+- fit (when ``fit_tol`` is given): the training error is at most fit_tol
+  (regression: MSE over the variance of the member's noisy targets; classification:
+  0-1 error).
 """
 
 from __future__ import annotations
@@ -43,24 +47,34 @@ OPTIMIZERS = ("preconditioned_gd", "gd", "adam")
 class TrainResult:
     params: list[torch.Tensor]
     steps: np.ndarray  # (B,) updates applied
-    converged: np.ndarray  # (B,) bool
-    criterion: np.ndarray  # (B,) final value of the stopping criterion
+    converged: np.ndarray  # (B,) bool: a stopping rule held before max_steps
+    criterion: np.ndarray  # (B,) final value of the convergence criterion
 
 
 def input_preconditioner(x: torch.Tensor, rtol: float = 1e-10) -> torch.Tensor:
-    """(X^T X / n)^+ via an eigendecomposition, cutting eigenvalues below rtol * max."""
+    """(X^T X / n)^+ via an eigendecomposition, cutting eigenvalues below rtol * max.
+
+    ``x`` is (n, d) or batched (B, n, d).
+    """
     n = x.shape[-2]
     cov = x.transpose(-1, -2) @ x / n
     evals, evecs = torch.linalg.eigh(cov)
-    keep = evals > rtol * evals.max()
+    keep = evals > rtol * evals.amax(dim=-1, keepdim=True)
     inv = torch.where(keep, 1.0 / torch.where(keep, evals, torch.ones_like(evals)), torch.zeros_like(evals))
-    return (evecs * inv) @ evecs.transpose(-1, -2)
+    return (evecs * inv.unsqueeze(-2)) @ evecs.transpose(-1, -2)
 
 
 def whitened_sq_norm(params, cov):
     """tr(W_1 Sigma W_1^T) + sum_{l>1} |W_l|^2 per member: the squared weight norm in whitened inputs."""
-    first = torch.einsum("bhd,de,bhe->b", params[0], cov, params[0])
+    first = torch.einsum("bhd,bde,bhe->b", params[0], cov.expand(params[0].shape[0], -1, -1), params[0])
     return first + sum(p.flatten(1).pow(2).sum(1) for p in params[1:])
+
+
+def training_error(out: torch.Tensor, y: torch.Tensor, loss: str, target_scale) -> torch.Tensor:
+    """Per member: MSE / target_scale for regression targets, 0-1 error for class labels."""
+    if y.dtype == torch.long:
+        return (out.argmax(-1) != y).to(out.dtype).mean(-1)
+    return ((out - y) ** 2).sum(-1).mean(-1) / target_scale
 
 
 def _linear_gradients(arch, params, cov, cross, precond):
@@ -77,13 +91,16 @@ def _linear_gradients(arch, params, cov, cross, precond):
     return list(grads), criterion
 
 
-def _generic_gradients(arch, params, x, y):
+def _generic_gradients(arch, params, x, y, loss):
     out = forward(arch, params, x)[-1]
-    loss = 0.5 * ((out - y) ** 2).sum(dim=-1).mean(dim=-1)
-    grads = torch.autograd.grad(loss.sum(), params)
+    if loss == "cross_entropy":
+        per_member = torch.nn.functional.cross_entropy(out.transpose(1, 2), y, reduction="none").mean(-1)
+    else:
+        per_member = 0.5 * ((out - y) ** 2).sum(dim=-1).mean(dim=-1)
+    grads = torch.autograd.grad(per_member.sum(), params)
     gnorm = torch.sqrt(sum(g.flatten(1).pow(2).sum(1) for g in grads))
     pnorm = torch.sqrt(sum(p.detach().flatten(1).pow(2).sum(1) for p in params))
-    return list(grads), gnorm / pnorm.clamp_min(1e-300)
+    return list(grads), gnorm / pnorm.clamp_min(1e-300), out.detach()
 
 
 def train_ensemble(
@@ -96,24 +113,34 @@ def train_ensemble(
     lr: float = 1.0,
     max_steps: int = 20000,
     tol: float = 1e-7,
+    loss: str = "mse",
+    fit_tol: float | None = None,
     progress=None,
 ) -> TrainResult:
-    """Train every member on the shared inputs x (n, d) and its own targets y (B, n, out).
+    """Train every member on inputs x ((n, d) shared, or (B, n, d) per member) and its own targets.
 
-    ``params`` are batched tensors (leading member axis) and are not modified.
-    ``progress``, if given, is called as progress(step, n_active) now and then.
+    ``y``: float targets (B, n, out) for ``loss='mse'``, integer labels (B, n) for
+    ``loss='cross_entropy'``. ``params`` are batched tensors (leading member axis) and are
+    not modified. ``progress``, if given, is called as progress(step, n_active) now and then.
     """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; known: {list(OPTIMIZERS)}")
-    if optimizer == "preconditioned_gd" and arch.bias:
-        raise ValueError("preconditioned_gd is defined for networks without biases")
+    if loss not in ("mse", "cross_entropy"):
+        raise ValueError(f"unknown loss {loss!r}; known: ['mse', 'cross_entropy']")
+    if optimizer == "preconditioned_gd" and (arch.bias or arch.conv):
+        raise ValueError("preconditioned_gd is defined for dense networks without biases")
     params = [p.detach().clone().requires_grad_(True) for p in params]
     n_members = params[0].shape[0]
     device, dtype = params[0].device, params[0].dtype
-    precond = input_preconditioner(x)
-    cov = x.T @ x / x.shape[0]
-    if arch.is_linear:
-        cross = torch.einsum("nd,bno->bdo", x, y) / x.shape[0]
+    analytic = arch.is_linear and loss == "mse"
+    if optimizer == "preconditioned_gd" or analytic:
+        precond = input_preconditioner(x)
+        cov = x.transpose(-1, -2) @ x / x.shape[-2]
+    if analytic:
+        cross = torch.matmul(x.transpose(-1, -2), y) / x.shape[-2]
+    target_scale = None
+    if fit_tol is not None and y.dtype != torch.long:
+        target_scale = y.var(dim=-2, unbiased=False).sum(-1).clamp_min(1e-300)
     if optimizer == "adam":
         m = [torch.zeros_like(p) for p in params]
         v = [torch.zeros_like(p) for p in params]
@@ -122,13 +149,20 @@ def train_ensemble(
     steps = torch.zeros(n_members, dtype=torch.long, device=device)
     criterion = torch.full((n_members,), float("inf"), dtype=dtype, device=device)
     for step in range(max_steps + 1):
-        if arch.is_linear:
+        out = None
+        if analytic:
             grads, crit = _linear_gradients(arch, params, cov, cross, precond)
         else:
-            grads, crit = _generic_gradients(arch, params, x, y)
+            grads, crit, out = _generic_gradients(arch, params, x, y, loss)
         crit = crit.detach()
         criterion = torch.where(active, crit, criterion)
-        active = active & ~(crit < tol)
+        done = crit < tol
+        if fit_tol is not None:
+            if out is None:
+                with torch.no_grad():
+                    out = forward(arch, params, x)[-1]
+            done = done | (training_error(out, y, loss, target_scale) <= fit_tol)
+        active = active & ~done
         if step == max_steps or not bool(active.any()):
             break
         mask = active.to(dtype)
@@ -145,8 +179,7 @@ def train_ensemble(
             else:
                 t = step + 1  # all members start together, so the step count is shared
                 for p, g, mi, vi in zip(params, grads, m, v):
-                    shape = (-1, *([1] * (p.dim() - 1)))
-                    keep = mask.view(shape)
+                    keep = mask.view(-1, *([1] * (p.dim() - 1)))
                     mi.mul_(1 - 0.1 * keep).add_(0.1 * keep * g)
                     vi.mul_(1 - 0.001 * keep).add_(0.001 * keep * g * g)
                     update = (mi / (1 - 0.9**t)) / (torch.sqrt(vi / (1 - 0.999**t)) + 1e-8)

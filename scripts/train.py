@@ -4,7 +4,7 @@ import xarray as xr
 
 from alignlib.cubes import read_netcdf, write_netcdf
 from alignlib.device import resolve_device
-from alignlib.experiment import architecture, model_attrs, train_grid_n
+from alignlib.experiment import model_attrs, train_grid_n
 from alignlib.runlog import log_to
 
 with log_to(snakemake.log[0]) as log:
@@ -15,5 +15,5 @@ with log_to(snakemake.log[0]) as log:
     data = read_netcdf(snakemake.input.data)
     parts = [train_grid_n(task, cfg, data, n, device, log=log) for n in snakemake.params.ns]
     models = xr.concat(parts, dim="n")
-    models.attrs.update(model_attrs(task, cfg, architecture(cfg, data)))
+    models.attrs.update(model_attrs(task, cfg, data))
     write_netcdf(models, snakemake.output[0])

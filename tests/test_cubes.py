@@ -17,7 +17,7 @@ def models_and_data(tiny_config):
     data = make_task_data("linear_regression", cfg)
     parts = [train_grid_n("linear_regression", cfg, data, n, "cpu") for n in (7, 14)]
     models = xr.concat(parts, dim="n")
-    models.attrs.update(model_attrs("linear_regression", cfg, architecture(cfg, data)))
+    models.attrs.update(model_attrs("linear_regression", cfg, data))
     return cfg, data, models
 
 

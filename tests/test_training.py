@@ -5,7 +5,7 @@ import torch
 import xarray as xr
 
 from alignlib.data import make_task_data
-from alignlib.experiment import member_init, member_targets, train_grid_n, train_members
+from alignlib.experiment import member_init, member_training_set, train_grid_n, train_members
 from alignlib.networks import Architecture, end_to_end, init_member, stack_members
 from alignlib.seeding import stream
 from alignlib.training import input_preconditioner, train_ensemble
@@ -97,12 +97,12 @@ def test_grid_member_recreated_alone_matches_batch(tiny_task):
 def test_noise_realisations_are_independent_and_have_requested_variance(tiny_task):
     cfg, data = tiny_task
     clean = data["train_y"].values[:200, 0]
-    noise = np.stack([member_targets("linear_regression", cfg, data, 0.5, 200, k)[:, 0] - clean
+    noise = np.stack([member_training_set("linear_regression", cfg, data, 0.5, 200, k)[1][:, 0] - clean
                       for k in range(3)])
     # Var(clean) = |teacher|^2 = 1 -> noise variance 1 / 0.5 = 2
     assert noise.var(axis=1) == pytest.approx([2.0] * 3, rel=0.25)
     assert abs(np.corrcoef(noise)[0, 1]) < 0.2
-    again = member_targets("linear_regression", cfg, data, 0.5, 200, 1)[:, 0] - clean
+    again = member_training_set("linear_regression", cfg, data, 0.5, 200, 1)[1][:, 0] - clean
     np.testing.assert_array_equal(again, noise[1])
 
 
