@@ -33,10 +33,12 @@ def compute_alignment(cube: xr.Dataset, metrics: list[str], metric_options: dict
     from .metrics import pairwise  # heavy import kept local: alignlib.cubes users need no torch
 
     metric_options = metric_options or {}
+    has_e2e = "end_to_end" in cube
+    # end-to-end metrics need a linear network's end-to-end map; skip them elsewhere
+    metrics = [m for m in metrics if has_e2e or m not in END_TO_END_METRICS]
     snrs, ns, seeds, layers = (cube[c].values for c in ("snr", "n", "seed", "layer"))
     ia, ib = member_pairs(seeds)
     values = np.full((len(metrics), len(layers), len(snrs), len(ns), len(ia)), np.nan)
-    has_e2e = "end_to_end" in cube
     for m, metric in enumerate(metrics):
         options = metric_options.get(metric, {})
         for l, layer in enumerate(layers):
@@ -49,7 +51,11 @@ def compute_alignment(cube: xr.Dataset, metrics: list[str], metric_options: dict
             for i, snr in enumerate(snrs):
                 for j, n in enumerate(ns):
                     block = reps.sel(snr=snr, n=n).transpose("seed", ...).values.astype(np.float64)
-                    values[m, l, i, j] = pairwise(block, metric, **options)[ia, ib]
+                    try:
+                        values[m, l, i, j] = pairwise(block, metric, **options)[ia, ib]
+                    except ValueError as error:  # e.g. a dead (constant) layer: no value, say why
+                        print(f"alignment: {metric} at layer {layer}, snr {snr:g}, n {n}: NaN ({error})",
+                              file=log, flush=True)
         print(f"alignment: {metric} done", file=log, flush=True)
     ds = xr.Dataset(
         {"alignment": (("metric", "layer", "snr", "n", "pair"), values)},

@@ -42,28 +42,37 @@ def increases_with_snr(ds: xr.Dataset, n_sem: float = 2.0) -> list[dict]:
     return rows
 
 
-def minimum_over_n(ds: xr.Dataset, threshold: dict | float, rel_window: float = 0.15) -> list[dict]:
+def minimum_over_n(ds: xr.Dataset, threshold, bounds=(0.85, 1.15)) -> list[dict]:
     """Claim 2: at every SNR, alignment is lowest near the interpolation threshold.
 
-    ``threshold``: a number (e.g. d) or {snr: n_threshold}. The claim holds at an SNR when
-    the minimising n is within a factor (1 ± rel_window) of the threshold and the minimum is
-    below the alignment at both the smallest and the largest n.
+    ``threshold``: a number (e.g. d), or a DataArray/dict over snr (NaN/None: no threshold).
+    The claim holds at an SNR when the minimising n lies in [bounds[0] * t, bounds[1] * t]
+    and the minimum is below the alignment at both the smallest and the largest n.
+    Rows for an SNR without a threshold say so and have holds = None.
     """
     rows = []
     ns = ds["n"].values
     for metric, layer, values in _panels(ds):
         mean, _ = pair_mean(values)
         for snr in ds["snr"].values:
-            t = threshold.get(float(snr)) if isinstance(threshold, dict) else threshold
+            if isinstance(threshold, xr.DataArray):
+                t = float(threshold.sel(snr=snr))
+            elif isinstance(threshold, dict):
+                t = threshold.get(float(snr))
+            else:
+                t = threshold
+            t = None if t is None or not np.isfinite(t) else float(t)
             curve = mean.sel(snr=snr).values
             k = int(np.nanargmin(curve))
             n_min = int(ns[k])
             dip = bool(curve[k] < curve[0] and curve[k] < curve[-1])
-            near = t is not None and abs(n_min - t) <= rel_window * t
+            near = t is not None and bounds[0] * t <= n_min <= bounds[1] * t
             rows.append(dict(claim="alignment minimal near the interpolation threshold", metric=metric,
-                             layer=layer, snr=float(snr), n=n_min, holds=bool(dip and near),
-                             value=float(curve[k]),
-                             detail=f"argmin n = {n_min}, threshold = {t}, below both ends: {dip}"))
+                             layer=layer, snr=float(snr), n=n_min,
+                             holds=None if t is None else bool(dip and near), value=float(curve[k]),
+                             detail=(f"argmin n = {n_min}, threshold = {t:g}, window {bounds[0]:g}-{bounds[1]:g} x threshold, "
+                                     f"below both ends: {dip}") if t is not None else
+                                    f"argmin n = {n_min}; no interpolation threshold detected at this SNR"))
     return rows
 
 

@@ -188,6 +188,7 @@ def model_attrs(task: str, cfg: dict, data: xr.Dataset) -> dict:
                                    else "MSE on the member's own noisy training targets"),
         "test_error_definition": "0-1 error on the clean test labels" if classification else "MSE on the clean test targets",
         "target": "classification" if classification else "regression",
+        "target_variance": float(data.attrs["target_variance"]),
         "loss": loss_of(cfg, data),
         "alignlib_version": __version__,
     }

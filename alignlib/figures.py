@@ -76,35 +76,78 @@ def _snr_colors(snrs):
     return [cmap(x) for x in np.linspace(0.0, 0.9, len(snrs))]
 
 
-def alignment_vs_n(ds: xr.Dataset, *, threshold=None, threshold_label="n = d", theory=None, metrics=None):
+def _mark_thresholds(ax, thresholds, snrs, colors):
+    """Short dashed vertical lines at each SNR's detected interpolation threshold, in its colour."""
+    if thresholds is None:
+        return
+    for snr, color in zip(snrs, colors):
+        t = float(thresholds.sel(snr=snr))
+        if np.isfinite(t):
+            ax.axvline(t, color=color, ls=(0, (4, 3)), lw=1.0, alpha=0.8)
+
+
+def _curves_vs_n(ax, values, snrs, colors, theory=None, metric=None):
+    mean, sem = pair_mean(values)
+    for snr, color in zip(snrs, colors):
+        ax.errorbar(values["n"].values, mean.sel(snr=snr), yerr=sem.sel(snr=snr), color=color, marker="o",
+                    ms=3, lw=1.3, capsize=2, label=f"SNR {snr:g}")
+        if theory is not None and metric in theory["metric"].values:
+            ax.plot(theory["n"].values, theory.sel(metric=metric, snr=snr), color=color, ls="--", lw=1)
+    ax.set_xscale("log")
+    ax.set_xlabel("training samples n")
+    ax.grid(alpha=0.3)
+
+
+def _threshold_legend(ax, threshold, thresholds, theory):
+    if threshold is not None:
+        ax.axvline(threshold, color="0.3", ls=":", lw=1.2, label=f"n = {threshold:g} (d)")
+    if thresholds is not None and np.isfinite(thresholds).any():
+        ax.plot([], [], color="0.3", ls=(0, (4, 3)), lw=1, label="detected interpolation\nthreshold (per SNR)")
+    if theory is not None:
+        ax.plot([], [], color="0.3", ls="--", lw=1, label="theory")
+    ax.legend(fontsize=7, frameon=False)
+
+
+def alignment_vs_n(ds: xr.Dataset, *, threshold=None, theory=None, metrics=None):
     """Mean ± s.e. over pairs against n (log axis), one curve per SNR, one panel per metric.
 
-    ``threshold``: a vertical line (e.g. n = d); ``theory``: a DataArray theory(metric, snr, n)
+    ``threshold``: a vertical line (e.g. n = d); the detected ``interpolation_threshold(snr)``
+    of ``ds``, when present, is marked per SNR; ``theory``: a DataArray theory(metric, snr, n)
     drawn as dashed lines in the same colours.
     """
     panels = _panels(ds, metrics)
     fig, axes = _grid(len(panels))
     snrs = ds["snr"].values
     colors = _snr_colors(snrs)
+    thresholds = ds.get("interpolation_threshold")
     for ax, (metric, layer, values) in zip(axes, panels):
-        mean, sem = pair_mean(values)
-        for snr, color in zip(snrs, colors):
-            m, s = mean.sel(snr=snr), sem.sel(snr=snr)
-            ax.errorbar(ds["n"].values, m, yerr=s, color=color, marker="o", ms=3, lw=1.3, capsize=2,
-                        label=f"SNR {snr:g}")
-            if theory is not None and metric in theory["metric"].values:
-                ax.plot(theory["n"].values, theory.sel(metric=metric, snr=snr), color=color, ls="--", lw=1)
+        _curves_vs_n(ax, values, snrs, colors, theory, metric)
+        _mark_thresholds(ax, thresholds, snrs, colors)
         if threshold is not None:
-            ax.axvline(threshold, color="0.3", ls=":", lw=1.2, label=threshold_label)
-        ax.set_xscale("log")
-        ax.set_xlabel("training samples n")
+            ax.axvline(threshold, color="0.3", ls=":", lw=1.2)
         ax.set_ylabel(metric_label(metric, layer))
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8, frameon=False)
-    if theory is not None:
-        axes[0].plot([], [], color="0.3", ls="--", lw=1, label="theory")
-        axes[0].legend(fontsize=8, frameon=False)
+    _threshold_legend(axes[0], threshold, thresholds, theory)
     fig.suptitle(f"{ds.attrs.get('task', '')}: alignment against sample size")
+    fig.tight_layout()
+    return fig
+
+
+def alignment_per_layer_vs_n(ds: xr.Dataset, metric: str = "cka_linear", *, threshold=None):
+    """One panel per layer: mean ± s.e. of ``metric`` against n, one curve per SNR."""
+    layers = [str(x) for x in ds["layer"].values]
+    fig, axes = _grid(len(layers), width=4.5)
+    snrs = ds["snr"].values
+    colors = _snr_colors(snrs)
+    thresholds = ds.get("interpolation_threshold")
+    for ax, layer in zip(axes, layers):
+        _curves_vs_n(ax, ds["alignment"].sel(metric=metric, layer=layer), snrs, colors)
+        _mark_thresholds(ax, thresholds, snrs, colors)
+        if threshold is not None:
+            ax.axvline(threshold, color="0.3", ls=":", lw=1.2)
+        ax.set_ylabel(metric_label(metric, layer))
+        ax.set_title(layer)
+    _threshold_legend(axes[0], threshold, thresholds, None)
+    fig.suptitle(f"{ds.attrs.get('task', '')}: {METRIC_LABELS.get(metric, metric)} per layer")
     fig.tight_layout()
     return fig
 

@@ -26,8 +26,15 @@ import torch
 from .metrics._api import evaluate, prepare
 from .metrics._registry import get_metric, resolve_options
 
-__all__ = ["Interval", "NullDistribution", "bootstrap_probes", "bootstrap_probes_pair",
-           "bootstrap_members", "permutation_baseline", "permutation_baseline_pair"]
+__all__ = [
+    "Interval",
+    "NullDistribution",
+    "bootstrap_members",
+    "bootstrap_probes",
+    "bootstrap_probes_pair",
+    "permutation_baseline",
+    "permutation_baseline_pair",
+]
 
 
 @dataclass(frozen=True)
@@ -95,7 +102,7 @@ def _matrix(members, info, opts) -> np.ndarray:
 
 
 def _resample_index(rng: np.random.Generator, n: int, replace: bool, fraction: float) -> np.ndarray:
-    size = int(round(fraction * n))
+    size = round(fraction * n)
     if not replace and size >= n:
         raise ValueError("replace=False needs fraction < 1 (subsampling without replacement)")
     if size < 2:

@@ -32,3 +32,22 @@ def interpolation_threshold(train_error: xr.DataArray, tol: float, scale=1.0, qu
     out.attrs["definition"] = (f"largest n such that at every n' <= n at least {quorum:g} of the members have "
                                f"train error / scale <= {tol:g}")
     return out
+
+
+def noisy_target_scale(table: xr.Dataset):
+    """What a regression train MSE is divided by: the expected variance of the noisy targets.
+
+    target_gaussian noise: Var(clean) * (1 + 1/snr); other noise: Var(clean). Classification
+    errors are already fractions (scale 1).
+    """
+    if table.attrs.get("target") == "classification":
+        return 1.0
+    variance = float(table.attrs["target_variance"])
+    if table.attrs.get("noise") == "target_gaussian":
+        return variance * (1.0 + 1.0 / table["snr"])
+    return variance
+
+
+def task_interpolation_threshold(table: xr.Dataset, tol: float) -> xr.DataArray:
+    """interpolation_threshold(snr) of a task from its recorded train errors."""
+    return interpolation_threshold(table["train_error"], tol, scale=noisy_target_scale(table))

@@ -1,7 +1,12 @@
 # Input functions and path helpers shared by the rules.
 
 RESULTS = config["results"]
-FIGURE_KINDS = ["alignment_vs_n", "alignment_vs_snr", "alignment_vs_test_error"]
+FIGURE_KINDS = [
+    "alignment_vs_n",
+    "alignment_vs_snr",
+    "alignment_vs_test_error",
+    "alignment_per_layer_vs_n",
+]
 
 
 wildcard_constraints:

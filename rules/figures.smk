@@ -17,6 +17,11 @@ rule figures:
             caption="../report/alignment_vs_test_error.rst",
             category="{task}",
         ),
+        layers=report(
+            f"{RESULTS}/figures/{{task}}_alignment_per_layer_vs_n.png",
+            caption="../report/alignment_per_layer_vs_n.rst",
+            category="{task}",
+        ),
         pdfs=expand(
             f"{RESULTS}/figures/{{{{task}}}}_{{kind}}.pdf",
             kind=FIGURE_KINDS,

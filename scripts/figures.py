@@ -1,14 +1,21 @@
-"""Rule figures: the task's alignment-vs-n, -vs-SNR and -vs-test-error figures."""
+"""Rule figures: the task's alignment figures."""
 from alignlib.claims import equal_error_different_alignment
 from alignlib.cubes import read_netcdf
-from alignlib.figures import alignment_vs_n, alignment_vs_snr, alignment_vs_test_error, save_figure
+from alignlib.figures import (
+    alignment_per_layer_vs_n,
+    alignment_vs_n,
+    alignment_vs_snr,
+    alignment_vs_test_error,
+    save_figure,
+)
 from alignlib.runlog import log_to
 
 with log_to(snakemake.log[0]):
     table = read_netcdf(snakemake.input.alignment)
-    d = table.attrs["widths"][0] if table.attrs.get("network") == "linear" else None
+    d = int(table.attrs["widths"][0]) if table.attrs.get("network") == "linear" else None
     theory = table["theory"] if "theory" in table else None
     save_figure(alignment_vs_n(table, threshold=d, theory=theory), snakemake.output.n)
     save_figure(alignment_vs_snr(table, theory=theory), snakemake.output.snr)
     _, highlight = equal_error_different_alignment(table)
     save_figure(alignment_vs_test_error(table, highlight=highlight), snakemake.output.error)
+    save_figure(alignment_per_layer_vs_n(table, threshold=d), snakemake.output.layers)

@@ -10,8 +10,11 @@ with log_to(snakemake.log[0]):
     for path in snakemake.input:
         table = read_netcdf(path)
         task = table.attrs["task"]
-        threshold = table.attrs["widths"][0] if table.attrs.get("network") == "linear" else None
-        checks = increases_with_snr(table) + minimum_over_n(table, threshold)
+        if table.attrs.get("network") == "linear":  # threshold n = d, claimed to within 15 %
+            checks = minimum_over_n(table, float(table.attrs["widths"][0]), bounds=(0.85, 1.15))
+        else:  # the detected threshold, to within a factor 2
+            checks = minimum_over_n(table, table["interpolation_threshold"], bounds=(0.5, 2.0))
+        checks = increases_with_snr(table) + checks
         checks += equal_error_different_alignment(table)[0]
         rows += [{"task": task, **row} for row in checks]
     frame = pd.DataFrame(rows)
