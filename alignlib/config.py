@@ -57,6 +57,22 @@ def check_config(config: dict) -> None:
     for name, task in config["tasks"].items():
         if task["probes"] < 4:
             raise ConfigError(f"invalid config key 'tasks.{name}.probes': need at least 4 probes")
+        kind = task["dataset"]["kind"]
+        classification = kind in ("digits", "mnist", "cifar10") or (
+            kind == "teacher_mlp" and task["dataset"]["target"] == "classification")
+        if task["noise"]["kind"] == "label_flip" and not classification:
+            raise ConfigError(f"invalid config key 'tasks.{name}.noise.kind': label_flip needs a classification "
+                              f"data set, and {kind!r} is a regression one")
+        if task["network"]["kind"] == "cnn" and kind not in ("digits", "mnist", "cifar10"):
+            raise ConfigError(f"invalid config key 'tasks.{name}.network.kind': cnn needs an image data set "
+                              f"(digits, mnist, cifar10), not {kind!r}")
+        if kind in ("mnist", "cifar10"):
+            from .image_files import check_image_files
+
+            try:
+                check_image_files(kind, task["dataset"].get("path"))
+            except (FileNotFoundError, ValueError) as error:
+                raise ConfigError(f"invalid config key 'tasks.{name}.dataset.path': {error}") from None
 
 
 def first_schema_problem(config: dict, schema_path) -> str | None:

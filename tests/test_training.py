@@ -124,3 +124,64 @@ def test_data_is_reproducible_and_nested(tiny_task):
     assert data.sizes["sample"] == max(cfg["n"])
     np.testing.assert_allclose(data["train_y"].values[:, 0], data["train_x"].values @ data["teacher"].values)
     assert np.linalg.norm(data["teacher"].values) == pytest.approx(1.0)
+
+
+def _reference_cnn(params, x, image_shape):
+    """One member's CNN written with plain (ungrouped) torch ops, for comparison."""
+    (w1, b1, w2, b2, w3, b3) = params
+    h = x.reshape(-1, *image_shape)
+    conv = torch.nn.functional.max_pool2d(torch.relu(torch.nn.functional.conv2d(h, w1, b1, padding=1)), 2)
+    hidden = torch.relu(conv.flatten(1) @ w2.T + b2)
+    return [conv.flatten(1), hidden, hidden @ w3.T + b3]
+
+
+def test_grouped_cnn_equals_per_member_cnn():
+    from alignlib.networks import forward
+
+    arch = Architecture((3 * 4 * 4, 5, 4), activation="relu", bias=True, conv=(3,), image_shape=(2, 8, 8))
+    assert arch.layer_names == ["conv1", "hidden", "output"] and arch.layer_widths == [48, 5, 4]
+    rng = np.random.default_rng(0)
+    members = [init_member(arch, 1.0, rng) for _ in range(3)]
+    for m in members:  # non-zero biases so they are tested too
+        m[1] += rng.standard_normal(m[1].shape)
+        m[3] += rng.standard_normal(m[3].shape)
+    params = stack_members(members, torch.float64, "cpu")
+    x = torch.tensor(rng.standard_normal((7, 128)))
+    outs = forward(arch, params, x)
+    for i, m in enumerate(members):
+        ref = _reference_cnn([torch.tensor(p) for p in m], x, (2, 8, 8))
+        for got, want in zip(outs, ref):
+            torch.testing.assert_close(got[i], want, rtol=1e-10, atol=1e-10)
+    # per-member inputs (input noise) give the same as shared inputs when they are equal
+    per_member = forward(arch, params, x.expand(3, -1, -1))
+    for got, want in zip(per_member, outs):
+        torch.testing.assert_close(got, want)
+
+
+def test_cnn_member_alone_matches_batch():
+    arch = Architecture((2 * 4 * 4, 6, 10), activation="relu", bias=True, conv=(2,), image_shape=(1, 8, 8))
+    rng = np.random.default_rng(3)
+    x = torch.tensor(rng.standard_normal((30, 64)))
+    y = torch.tensor(rng.integers(0, 10, (3, 30)))
+    members = [init_member(arch, 1.0, np.random.default_rng(i)) for i in range(3)]
+    kwargs = dict(optimizer="adam", lr=0.01, max_steps=60, tol=1e-9, loss="cross_entropy", fit_tol=0.0)
+    batch = train_ensemble(arch, stack_members(members, torch.float64, "cpu"), x, y, **kwargs)
+    alone = train_ensemble(arch, stack_members(members[1:2], torch.float64, "cpu"), x, y[1:2], **kwargs)
+    for pb, pa in zip(batch.params, alone.params):
+        torch.testing.assert_close(pb[1], pa[0], rtol=0, atol=1e-10)
+    assert batch.steps[1] == alone.steps[0]
+
+
+def test_classification_stops_when_training_labels_are_fitted():
+    arch = Architecture((5, 32, 3), activation="relu", bias=True)
+    rng = np.random.default_rng(4)
+    x = torch.tensor(rng.standard_normal((12, 5)))
+    y = torch.tensor(rng.integers(0, 3, (2, 12)))
+    members = [init_member(arch, 1.0, np.random.default_rng(i)) for i in range(2)]
+    result = train_ensemble(arch, stack_members(members, torch.float64, "cpu"), x, y, optimizer="adam", lr=0.02,
+                            max_steps=5000, tol=1e-12, loss="cross_entropy", fit_tol=0.0)
+    from alignlib.networks import forward
+
+    pred = forward(arch, result.params, x)[-1].argmax(-1)
+    assert result.converged.all() and result.steps.max() < 5000
+    assert torch.equal(pred, y)  # 12 random labels memorised exactly, then training stopped

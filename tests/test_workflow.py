@@ -90,3 +90,16 @@ def test_lint_is_clean():
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=REPO, capture_output=True,
                           text=True, timeout=120)
     assert "Lints for" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+
+
+def test_classification_task_outputs(tiny_run, tiny_config):
+    """The nonlinear, real-data task: every metric but the linear-only one, every layer, errors in [0, 1]."""
+    table = read_netcdf(tiny_run / "digits_tiny" / "alignment.nc")
+    assert "cosine_end_to_end" not in table["metric"].values
+    assert list(table["layer"].values) == ["hidden", "output"]
+    assert table.attrs["target"] == "classification" and "label" in table.attrs["snr_definition"]
+    for name in ("train_error", "test_error"):
+        assert float(table[name].min()) >= 0 and float(table[name].max()) <= 1
+    assert table["interpolation_threshold"].dims == ("snr",)
+    for kind in FIGURES + ["alignment_per_layer_vs_n"]:
+        assert (tiny_run / "figures" / f"digits_tiny_{kind}.png").exists()
