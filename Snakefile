@@ -10,6 +10,7 @@ from alignlib.config import (  # noqa: E402
     ConfigError,
     check_config,
     first_schema_problem,
+    plan_summary,
     prepend_to_pythonpath,
 )
 
@@ -36,6 +37,9 @@ try:
     check_config(config)
 except ConfigError as error:
     raise WorkflowError(str(error)) from None
+
+if workflow.is_main_process:  # not again inside every (cluster) job
+    print(plan_summary(config), file=sys.stderr)
 
 
 include: "rules/common.smk"

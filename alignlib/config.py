@@ -96,3 +96,49 @@ def prepend_to_pythonpath(folder: str) -> None:
 
     parts = [str(folder)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(parts))
+
+
+_IMAGE_SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
+_CLASSES = {"digits": 10, "mnist": 10, "cifar10": 10}
+
+
+def layer_widths(task: dict) -> list[int]:
+    """Widths of the recorded layers of a task's network, from its config alone."""
+    dataset, net = task["dataset"], task["network"]
+    kind = dataset["kind"]
+    if kind in _CLASSES:
+        out = _CLASSES[kind]
+    elif kind == "teacher_mlp" and dataset["target"] == "classification":
+        out = dataset["classes"]
+    else:
+        out = 1
+    widths = []
+    if net["kind"] == "cnn":
+        c, h, w = _IMAGE_SHAPES.get(kind, (1, 1, 1))
+        for channels in net["channels"]:
+            h, w = h // 2, w // 2
+            widths.append(channels * h * w)
+    return widths + list(net["hidden"]) + [out]
+
+
+def n_chunks(task: dict, n_per_job: int) -> int:
+    return -(-len(task["n"]) // n_per_job)
+
+
+def plan_summary(config: dict) -> str:
+    """Members, jobs and the expected size of the activation cubes, for the start of a run."""
+    bytes_per_value = 2 if config.get("activation_dtype") == "float16" else 4
+    members = jobs = cube_bytes = 0
+    lines = []
+    for name, task in config["tasks"].items():
+        task_members = len(task["snr"]) * len(task["n"]) * task["seeds"]
+        widths = layer_widths(task)
+        task_bytes = task_members * len(widths) * max(widths) * task["probes"] * bytes_per_value
+        chunks = n_chunks(task, config["n_per_job"])
+        task_jobs = 1 + 2 * chunks + 2  # data, train + extract per chunk, align, figures
+        members, jobs, cube_bytes = members + task_members, jobs + task_jobs, cube_bytes + task_bytes
+        lines.append(f"  {name}: {task_members} members, {task_jobs} jobs, cubes <= {task_bytes / 1e9:.2f} GB")
+    jobs += 2  # summary, all
+    head = (f"alignment pipeline: {len(config['tasks'])} task(s), {members} members, {jobs} jobs, "
+            f"activation cubes <= {cube_bytes / 1e9:.2f} GB before compression")
+    return "\n".join([head, *lines])

@@ -17,7 +17,7 @@ from . import __version__
 from .networks import Architecture, end_to_end, forward, init_member, stack_members
 from .noise import SNR_DEFINITIONS, corrupt, member_noise_rng
 from .seeding import stream
-from .training import train_ensemble
+from .training import chunked_forward, train_ensemble
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -133,14 +133,17 @@ def train_members(task, cfg, data, n, members, device, log=sys.stderr):
         print(f"[{task} n={n}] step {step}: {active}/{len(members)} members still training "
               f"({time.perf_counter() - t0:.1f} s)", file=log, flush=True)
 
+    batch_size = tcfg["batch_size"]
+    batch_seed = int(stream(cfg["base_seed"], task, "minibatch_order", int(n)).integers(2**62))
     result = train_ensemble(
         arch, params, x, y, optimizer=tcfg["optimizer"], lr=tcfg["lr"], max_steps=tcfg["max_steps"],
-        tol=tcfg["tol"], loss=loss, fit_tol=tcfg["fit_tol"], progress=progress,
+        tol=tcfg["tol"], loss=loss, fit_tol=tcfg["fit_tol"], batch_size=batch_size, batch_seed=batch_seed,
+        progress=progress,
     )
     with torch.no_grad():
-        train_out = forward(arch, result.params, x)[-1]
+        train_out = chunked_forward(arch, result.params, x, batch_size)
         test_x = torch.as_tensor(data["test_x"].values, dtype=dtype, device=device)
-        test_out = forward(arch, result.params, test_x)[-1]
+        test_out = chunked_forward(arch, result.params, test_x, batch_size)
     test_error = _errors(test_out, _clean_test_targets(data, cfg, device, dtype))
     print(f"[{task} n={n}] done in {time.perf_counter() - t0:.1f} s: "
           f"{int(result.converged.sum())}/{len(members)} converged, "
@@ -199,13 +202,17 @@ def params_of(models: xr.Dataset, snr, n) -> list[np.ndarray]:
     return [models[v].sel(snr=snr, n=n).values for v in names]
 
 
-def extract_activations(cfg: dict, data: xr.Dataset, models: xr.Dataset, device) -> xr.Dataset:
-    """Every member's activations on the probe inputs, as a cube (snr, n, seed, layer, probe, unit)."""
+def extract_activations(cfg: dict, data: xr.Dataset, models: xr.Dataset, device,
+                        storage_dtype=np.float32) -> xr.Dataset:
+    """Every member's activations on the probe inputs, as a cube (snr, n, seed, layer, probe, unit).
+
+    Computed in float64, stored as ``storage_dtype`` (float32, or float16 to halve the disk use).
+    """
     arch = architecture(cfg, data)
     probes = torch.as_tensor(data["probe_x"].values, dtype=torch.float64, device=device)
     snrs, ns, seeds = models["snr"].values, models["n"].values, models["seed"].values
     n_layers, width = len(arch.layer_names), max(arch.layer_widths)
-    acts = np.full((len(snrs), len(ns), len(seeds), n_layers, probes.shape[0], width), np.nan, np.float32)
+    acts = np.full((len(snrs), len(ns), len(seeds), n_layers, probes.shape[0], width), np.nan, storage_dtype)
     e2e = []
     for i, snr in enumerate(snrs):
         for j, n in enumerate(ns):

@@ -91,6 +91,15 @@ def _linear_gradients(arch, params, cov, cross, precond):
     return list(grads), criterion
 
 
+def chunked_forward(arch, params, x, chunk: int | None = None) -> torch.Tensor:
+    """The network output on all of x, computed ``chunk`` samples at a time to bound memory."""
+    n = x.shape[-2]
+    if chunk is None or chunk >= n:
+        return forward(arch, params, x)[-1]
+    parts = [forward(arch, params, x[..., i:i + chunk, :])[-1] for i in range(0, n, chunk)]
+    return torch.cat(parts, dim=-2)
+
+
 def _generic_gradients(arch, params, x, y, loss):
     out = forward(arch, params, x)[-1]
     if loss == "cross_entropy":
@@ -115,6 +124,8 @@ def train_ensemble(
     tol: float = 1e-7,
     loss: str = "mse",
     fit_tol: float | None = None,
+    batch_size: int | None = None,
+    batch_seed: int = 0,
     progress=None,
 ) -> TrainResult:
     """Train every member on inputs x ((n, d) shared, or (B, n, d) per member) and its own targets.
@@ -122,6 +133,11 @@ def train_ensemble(
     ``y``: float targets (B, n, out) for ``loss='mse'``, integer labels (B, n) for
     ``loss='cross_entropy'``. ``params`` are batched tensors (leading member axis) and are
     not modified. ``progress``, if given, is called as progress(step, n_active) now and then.
+
+    ``batch_size`` (< n): minibatches drawn from one permutation per epoch, seeded by
+    ``batch_seed`` and shared by all members (so a member's result does not depend on its
+    batch). Then the gradient-norm rule is off and the fit rule is checked once per epoch on
+    the whole training set.
     """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; known: {list(OPTIMIZERS)}")
@@ -129,10 +145,14 @@ def train_ensemble(
         raise ValueError(f"unknown loss {loss!r}; known: ['mse', 'cross_entropy']")
     if optimizer == "preconditioned_gd" and (arch.bias or arch.conv):
         raise ValueError("preconditioned_gd is defined for dense networks without biases")
+    n_samples = x.shape[-2]
+    minibatch = batch_size is not None and batch_size < n_samples
+    if minibatch and optimizer == "preconditioned_gd":
+        raise ValueError("preconditioned_gd is a full-batch method; set training.batch_size to null")
     params = [p.detach().clone().requires_grad_(True) for p in params]
     n_members = params[0].shape[0]
     device, dtype = params[0].device, params[0].dtype
-    analytic = arch.is_linear and loss == "mse"
+    analytic = arch.is_linear and loss == "mse" and not minibatch
     if optimizer == "preconditioned_gd" or analytic:
         precond = input_preconditioner(x)
         cov = x.transpose(-1, -2) @ x / x.shape[-2]
@@ -145,6 +165,9 @@ def train_ensemble(
         m = [torch.zeros_like(p) for p in params]
         v = [torch.zeros_like(p) for p in params]
 
+    if minibatch:
+        order_rng = torch.Generator().manual_seed(int(batch_seed))
+        order, position = None, n_samples
     active = torch.ones(n_members, dtype=torch.bool, device=device)
     steps = torch.zeros(n_members, dtype=torch.long, device=device)
     criterion = torch.full((n_members,), float("inf"), dtype=dtype, device=device)
@@ -152,15 +175,23 @@ def train_ensemble(
         out = None
         if analytic:
             grads, crit = _linear_gradients(arch, params, cov, cross, precond)
+        elif minibatch:
+            epoch_end = position + batch_size > n_samples
+            if epoch_end:
+                order, position = torch.randperm(n_samples, generator=order_rng).to(device), 0
+            idx = order[position:position + batch_size]
+            position += batch_size
+            grads, _, _ = _generic_gradients(arch, params, x[..., idx, :], y[:, idx], loss)
+            crit = torch.full((n_members,), float("inf"), dtype=dtype, device=device)
         else:
             grads, crit, out = _generic_gradients(arch, params, x, y, loss)
         crit = crit.detach()
         criterion = torch.where(active, crit, criterion)
         done = crit < tol
-        if fit_tol is not None:
+        if fit_tol is not None and (not minibatch or epoch_end or step == max_steps):
             if out is None:
                 with torch.no_grad():
-                    out = forward(arch, params, x)[-1]
+                    out = chunked_forward(arch, params, x, batch_size)
             done = done | (training_error(out, y, loss, target_scale) <= fit_tol)
         active = active & ~done
         if step == max_steps or not bool(active.any()):

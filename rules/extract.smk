@@ -7,6 +7,7 @@ rule extract:
     params:
         task_cfg=task_config,
         device=config["device"],
+        activation_dtype=config["activation_dtype"],
     log:
         f"{RESULTS}/{{task}}/logs/extract_n{{ns}}.log",
     threads: 1

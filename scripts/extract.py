@@ -11,6 +11,7 @@ with log_to(snakemake.log[0]):
     device = resolve_device(snakemake.params.device)
     data = read_netcdf(snakemake.input.data)
     models = read_netcdf(snakemake.input.models)
-    cube = extract_activations(snakemake.params.task_cfg, data, models, device)
+    cube = extract_activations(snakemake.params.task_cfg, data, models, device,
+                               storage_dtype=snakemake.params.activation_dtype)
     print(cube)
     write_netcdf(cube, snakemake.output[0])

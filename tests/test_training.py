@@ -185,3 +185,21 @@ def test_classification_stops_when_training_labels_are_fitted():
     pred = forward(arch, result.params, x)[-1].argmax(-1)
     assert result.converged.all() and result.steps.max() < 5000
     assert torch.equal(pred, y)  # 12 random labels memorised exactly, then training stopped
+
+
+def test_minibatch_training_is_batch_independent_and_fits():
+    arch = Architecture((6, 32, 4), activation="relu", bias=True)
+    rng = np.random.default_rng(5)
+    x = torch.tensor(rng.standard_normal((40, 6)))
+    y = torch.tensor(rng.integers(0, 4, (3, 40)))
+    members = [init_member(arch, 1.0, np.random.default_rng(10 + i)) for i in range(3)]
+    kwargs = dict(optimizer="adam", lr=0.02, max_steps=4000, tol=1e-12, loss="cross_entropy", fit_tol=0.0,
+                  batch_size=16, batch_seed=7)
+    batch = train_ensemble(arch, stack_members(members, torch.float64, "cpu"), x, y, **kwargs)
+    alone = train_ensemble(arch, stack_members(members[2:], torch.float64, "cpu"), x, y[2:], **kwargs)
+    for pb, pa in zip(batch.params, alone.params):
+        torch.testing.assert_close(pb[2], pa[0], rtol=0, atol=1e-10)
+    assert batch.converged.all()
+    with pytest.raises(ValueError, match="full-batch"):
+        train_ensemble(Architecture((6, 4, 1)), stack_members([init_member(Architecture((6, 4, 1)), 1e-3, rng)],
+                       torch.float64, "cpu"), x, torch.zeros(1, 40, 1, dtype=torch.float64), batch_size=8)
