@@ -17,8 +17,8 @@ import fcntl
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 DEFAULT_LOCK_DIR = Path(tempfile.gettempdir()) / "alignlib-gpu-locks"
 
