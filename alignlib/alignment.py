@@ -28,8 +28,13 @@ def member_pairs(seeds) -> tuple[np.ndarray, np.ndarray]:
 
 
 def compute_alignment(cube: xr.Dataset, metrics: list[str], metric_options: dict | None = None,
-                      log=sys.stderr) -> xr.Dataset:
-    """Every metric, layer and grid point of a task's cube, for all pairs of members."""
+                      device=None, log=sys.stderr) -> xr.Dataset:
+    """Every metric, layer and grid point of a task's cube, for all pairs of members.
+
+    ``device``: a torch device to compute on (e.g. CUDA); None computes on the CPU with NumPy input.
+    """
+    import torch
+
     from .metrics import pairwise  # heavy import kept local: alignlib.cubes users need no torch
 
     metric_options = metric_options or {}
@@ -51,6 +56,8 @@ def compute_alignment(cube: xr.Dataset, metrics: list[str], metric_options: dict
             for i, snr in enumerate(snrs):
                 for j, n in enumerate(ns):
                     block = reps.sel(snr=snr, n=n).transpose("seed", ...).values.astype(np.float64)
+                    if device is not None and torch.device(device).type != "cpu":
+                        block = torch.as_tensor(block, device=device)
                     try:
                         values[m, l, i, j] = pairwise(block, metric, **options)[ia, ib]
                     except ValueError as error:  # e.g. a dead (constant) layer: no value, say why
@@ -86,3 +93,53 @@ def primary_layer(ds: xr.Dataset, metric: str) -> str:
     """The layer a metric is plotted at: the last layer for end-to-end metrics, else the first hidden."""
     layers = [str(x) for x in ds["layer"].values]
     return layers[-1] if metric in END_TO_END_METRICS else layers[0]
+
+
+THEORY_METRICS = ("cosine_end_to_end", "cka_linear")
+
+
+def has_linear_theory(table: xr.Dataset) -> bool:
+    """The closed form applies: linear net with one hidden layer, Gaussian inputs, target noise."""
+    widths = np.atleast_1d(table.attrs.get("widths", []))
+    return (table.attrs.get("network") == "linear" and table.attrs.get("dataset") == "gaussian_linear"
+            and table.attrs.get("noise") == "target_gaussian" and len(widths) == 3)
+
+
+def linear_theory(table: xr.Dataset, data: xr.Dataset) -> xr.Dataset:
+    """``theory(metric, snr, n)``: the closed form, and ``theory_given_data(metric, snr, n)``: the exact
+    expectation over the members' noise given the task's own training inputs, teacher and probes."""
+    from . import theory
+
+    snrs, ns = table["snr"].values, table["n"].values
+    d = data.sizes["feature"]
+    metrics = [m for m in THEORY_METRICS if m in table["metric"].values]
+    closed = np.stack([theory.linear_alignment(snrs[:, None], ns[None, :], d, m) for m in metrics])
+    given = np.full_like(closed, np.nan)
+    teacher, probes = data["teacher"].values, data["probe_x"].values
+    for k, metric in enumerate(metrics):
+        for j, n in enumerate(ns):
+            x = data["train_x"].values[:n]
+            given[k, :, j] = [theory.expected_alignment_given_X(
+                x, teacher, s, metric, probes=probes if metric == "cka_linear" else None) for s in snrs]
+    coords = {"metric": metrics, "snr": snrs, "n": ns}
+    out = xr.Dataset({"theory": (("metric", "snr", "n"), closed),
+                      "theory_given_data": (("metric", "snr", "n"), given)}, coords=coords)
+    out["theory"].attrs["description"] = ("closed form for the minimum-norm least-squares members "
+                                          "(alignlib.theory.linear_alignment, see docs/theory.md)")
+    out["theory_given_data"].attrs["description"] = ("exact expectation over the two members' noise given "
+                                                     "this task's training inputs, teacher and probes")
+    return out
+
+
+def dense_linear_theory(table: xr.Dataset, points: int = 160) -> xr.DataArray:
+    """The closed form on a dense integer n grid spanning the table's n, for drawing smooth lines."""
+    from . import theory
+
+    d = int(np.atleast_1d(table.attrs["widths"])[0])
+    ns = table["n"].values
+    dense = np.unique(np.round(np.geomspace(ns.min(), ns.max(), points)).astype(int))
+    dense = np.union1d(dense, np.arange(max(ns.min(), d - 10), min(ns.max(), d + 10) + 1))
+    snrs = table["snr"].values
+    metrics = [m for m in THEORY_METRICS if m in table["metric"].values]
+    values = np.stack([theory.linear_alignment(snrs[:, None], dense[None, :], d, m) for m in metrics])
+    return xr.DataArray(values, coords={"metric": metrics, "snr": snrs, "n": dense}, dims=("metric", "snr", "n"))

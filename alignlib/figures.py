@@ -213,3 +213,34 @@ def alignment_vs_test_error(ds: xr.Dataset, *, highlight=None, metrics=None):
     fig.suptitle(f"{ds.attrs.get('task', '')}: alignment against test error")
     fig.tight_layout()
     return fig
+
+
+def theory_residuals(ds: xr.Dataset):
+    """Simulation minus theory against n, per SNR: solid = minus the exact expectation given the
+    task's data, dashed = minus the closed form; one panel per metric with a theory."""
+    metrics = [str(m) for m in ds["theory"]["metric"].values]
+    fig, axes = _grid(len(metrics))
+    snrs = ds["snr"].values
+    colors = _snr_colors(snrs)
+    for ax, metric in zip(axes, metrics):
+        layer = primary_layer(ds, metric)
+        mean, sem = pair_mean(ds["alignment"].sel(metric=metric, layer=layer))
+        for snr, color in zip(snrs, colors):
+            given = ds["theory_given_data"].sel(metric=metric, snr=snr)
+            closed = ds["theory"].sel(metric=metric, snr=snr)
+            ax.errorbar(ds["n"].values, mean.sel(snr=snr) - given, yerr=sem.sel(snr=snr), color=color, marker="o",
+                        ms=3, lw=1.2, capsize=2, label=f"SNR {snr:g}")
+            ax.plot(ds["n"].values, mean.sel(snr=snr) - closed, color=color, ls="--", lw=0.9)
+        d = float(np.atleast_1d(ds.attrs["widths"])[0])
+        ax.axvline(d, color="0.3", ls=":", lw=1.2)
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_xlabel("training samples n")
+        ax.set_ylabel(f"simulation − theory: {metric_label(metric, layer)}")
+        ax.grid(alpha=0.3)
+    axes[0].plot([], [], color="0.3", ls="--", lw=0.9, label="minus closed form")
+    axes[0].plot([], [], color="0.3", marker="o", ms=3, lw=1.2, label="minus exact expectation\ngiven the data")
+    axes[0].legend(fontsize=7, frameon=False)
+    fig.suptitle(f"{ds.attrs.get('task', '')}: simulation minus theory (error bars: s.e. over pairs)")
+    fig.tight_layout()
+    return fig

@@ -7,6 +7,7 @@ rule align:
     params:
         task_cfg=task_config,
         metrics=config["metrics"],
+        device=config["device"],
         task_dir=lambda wildcards: f"{RESULTS}/{wildcards.task}",
     log:
         f"{RESULTS}/{{task}}/logs/align.log",
@@ -14,6 +15,7 @@ rule align:
     resources:
         mem_mb=4000,
         runtime=60,
+        gpu=GPUS_PER_JOB,
     conda:
         "../envs/alignlib.yaml"
     script:

@@ -1,6 +1,9 @@
 # Input functions and path helpers shared by the rules.
 
 RESULTS = config["results"]
+# Jobs that compute with torch ask for one GPU exactly when the config asks for CUDA
+# (SLURM: sbatch --gpus=1; locally counted against --resources gpu=K).
+GPUS_PER_JOB = 1 if config["device"] == "cuda" else 0
 FIGURE_KINDS = [
     "alignment_vs_n",
     "alignment_vs_snr",
@@ -41,8 +44,21 @@ def task_figures(task):
     return [f"{RESULTS}/figures/{task}_{kind}.png" for kind in FIGURE_KINDS]
 
 
+def has_linear_theory(task):
+    """The closed form applies: a one-hidden-layer linear net on Gaussian inputs with target noise."""
+    cfg = config["tasks"][task]
+    return (
+        cfg["network"]["kind"] == "linear"
+        and len(cfg["network"]["hidden"]) == 1
+        and cfg["dataset"]["kind"] == "gaussian_linear"
+        and cfg["noise"]["kind"] == "target_gaussian"
+    )
+
+
 def all_outputs():
     outputs = [f"{RESULTS}/summary.csv"]
     for task in config["tasks"]:
         outputs += task_figures(task)
+        if has_linear_theory(task):
+            outputs.append(f"{RESULTS}/figures/{task}_theory_residuals.png")
     return outputs

@@ -14,6 +14,7 @@ rule extract:
     resources:
         mem_mb=2000,
         runtime=30,
+        gpu=GPUS_PER_JOB,
     conda:
         "../envs/alignlib.yaml"
     script:

@@ -38,6 +38,28 @@ rule figures:
         "../scripts/figures.py"
 
 
+rule theory_residuals:
+    input:
+        alignment=f"{RESULTS}/{{task}}/alignment.nc",
+    output:
+        png=report(
+            f"{RESULTS}/figures/{{task}}_theory_residuals.png",
+            caption="../report/theory_residuals.rst",
+            category="{task}",
+        ),
+        pdf=f"{RESULTS}/figures/{{task}}_theory_residuals.pdf",
+    log:
+        f"{RESULTS}/{{task}}/logs/theory_residuals.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../envs/alignlib.yaml"
+    script:
+        "../scripts/theory_residuals.py"
+
+
 rule summary:
     input:
         expand(f"{RESULTS}/{{task}}/alignment.nc", task=list(config["tasks"])),

@@ -13,11 +13,9 @@ rule train:
     resources:
         mem_mb=2000,
         runtime=60,
-        # One GPU exactly when the config asks for CUDA: on SLURM `sbatch --gpus=1
-        # --cpus-per-gpu=N`; locally counted against `--resources gpu=K` (profiles/default),
-        # the device index is chosen by alignlib.gpu.acquire_gpu.
-        gpu=1 if config["device"] == "cuda" else 0,
-        cpus_per_gpu=1 if config["device"] == "cuda" else 0,
+        # the device index of a local GPU job is chosen by alignlib.gpu.acquire_gpu
+        gpu=GPUS_PER_JOB,
+        cpus_per_gpu=GPUS_PER_JOB,
     conda:
         "../envs/alignlib.yaml"
     script:

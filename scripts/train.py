@@ -3,14 +3,13 @@ import torch
 import xarray as xr
 
 from alignlib.cubes import read_netcdf, write_netcdf
-from alignlib.device import resolve_device
+from alignlib.device import job_device
 from alignlib.experiment import model_attrs, train_grid_n
 from alignlib.runlog import log_to
 
-with log_to(snakemake.log[0]) as log:
+with log_to(snakemake.log[0]) as log, job_device(snakemake.params.device) as device:
     torch.set_num_threads(snakemake.threads)
     task, cfg = snakemake.wildcards.task, snakemake.params.task_cfg
-    device = resolve_device(snakemake.params.device)
     print(f"device: {device}", file=log)
     data = read_netcdf(snakemake.input.data)
     parts = [train_grid_n(task, cfg, data, n, device, log=log) for n in snakemake.params.ns]
