@@ -128,7 +128,8 @@ def linear_theory(table: xr.Dataset, data: xr.Dataset) -> xr.Dataset:
                                           "(alignlib.theory.linear_alignment, see docs/theory.md)")
     out["theory_given_data"].attrs["description"] = ("exact expectation over the two members' noise given "
                                                      "this task's training inputs, teacher and probes")
-    return out
+    # on the table's own metric axis (NaN where a metric has no closed form), so merging keeps its order
+    return out.reindex(metric=table["metric"].values)
 
 
 def dense_linear_theory(table: xr.Dataset, points: int = 160) -> xr.DataArray:
