@@ -117,7 +117,7 @@ def layer_widths(task: dict) -> list[int]:
         c, h, w = _IMAGE_SHAPES.get(kind, (1, 1, 1))
         for channels in net["channels"]:
             h, w = h // 2, w // 2
-            widths.append(channels * h * w)
+            widths.append(channels if net["conv_record"] == "channel_mean" else channels * h * w)
     return widths + list(net["hidden"]) + [out]
 
 

@@ -60,6 +60,7 @@ def architecture(cfg: dict, data: xr.Dataset) -> Architecture:
         conv=conv,
         image_shape=image_shape,
         record=net["record"],
+        conv_record=net["conv_record"],
     )
 
 

@@ -36,6 +36,7 @@ class Architecture:
     conv: tuple[int, ...] = ()
     image_shape: tuple[int, ...] | None = None
     record: str = "post"
+    conv_record: str = "channel_mean"
 
     def __post_init__(self):
         if len(self.widths) < 2:
@@ -46,6 +47,8 @@ class Architecture:
             raise ValueError("a convolutional network needs the image shape (C, H, W) of its inputs")
         if self.record not in ("post", "pre"):
             raise ValueError(f"record must be 'post' or 'pre', not {self.record!r}")
+        if self.conv_record not in ("channel_mean", "flatten"):
+            raise ValueError(f"conv_record must be 'channel_mean' or 'flatten', not {self.conv_record!r}")
 
     @property
     def is_linear(self) -> bool:
@@ -70,7 +73,12 @@ class Architecture:
 
     @property
     def layer_widths(self) -> list[int]:
-        return [c * h * w for c, h, w in self.conv_shapes] + list(self.widths[1:])
+        """Recorded units per layer: a conv layer's channels (channel_mean) or all its C*H*W values."""
+        if self.conv_record == "channel_mean":
+            conv = [c for c, _, _ in self.conv_shapes]
+        else:
+            conv = [c * h * w for c, h, w in self.conv_shapes]
+        return conv + list(self.widths[1:])
 
 
 def init_member(arch: Architecture, init_scale: float, rng: np.random.Generator) -> list[np.ndarray]:
@@ -120,7 +128,9 @@ def _conv_blocks(arch, layers, x, act, outputs):
         h = torch.nn.functional.max_pool2d(act(z), 2)
         record = torch.nn.functional.max_pool2d(z, 2) if arch.record == "pre" else h
         n = h.shape[0]
-        outputs.append(record.reshape(n, n_members, -1).transpose(0, 1))
+        record = record.reshape(n, n_members, record.shape[1] // n_members, -1)
+        record = record.mean(-1) if arch.conv_record == "channel_mean" else record.flatten(2)
+        outputs.append(record.transpose(0, 1))
     return h.reshape(h.shape[0], n_members, -1).transpose(0, 1)
 
 

@@ -138,7 +138,8 @@ def _reference_cnn(params, x, image_shape):
 def test_grouped_cnn_equals_per_member_cnn():
     from alignlib.networks import forward
 
-    arch = Architecture((3 * 4 * 4, 5, 4), activation="relu", bias=True, conv=(3,), image_shape=(2, 8, 8))
+    arch = Architecture((3 * 4 * 4, 5, 4), activation="relu", bias=True, conv=(3,), image_shape=(2, 8, 8),
+                        conv_record="flatten")
     assert arch.layer_names == ["conv1", "hidden", "output"] and arch.layer_widths == [48, 5, 4]
     rng = np.random.default_rng(0)
     members = [init_member(arch, 1.0, rng) for _ in range(3)]
@@ -152,6 +153,9 @@ def test_grouped_cnn_equals_per_member_cnn():
         ref = _reference_cnn([torch.tensor(p) for p in m], x, (2, 8, 8))
         for got, want in zip(outs, ref):
             torch.testing.assert_close(got[i], want, rtol=1e-10, atol=1e-10)
+    pooled = forward(Architecture(arch.widths, "relu", True, (3,), (2, 8, 8)), params, x)[0]
+    assert pooled.shape == (3, 7, 3)  # channel_mean: one unit per channel, the mean over positions
+    torch.testing.assert_close(pooled, outs[0].reshape(3, 7, 3, 16).mean(-1))
     # per-member inputs (input noise) give the same as shared inputs when they are equal
     per_member = forward(arch, params, x.expand(3, -1, -1))
     for got, want in zip(per_member, outs):
