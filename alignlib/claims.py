@@ -20,25 +20,52 @@ def _panels(ds):
             yield metric, layer, values
 
 
-def increases_with_snr(ds: xr.Dataset, n_sem: float = 2.0) -> list[dict]:
+def pair_matrix(values: xr.DataArray, seed_a, seed_b, seeds) -> np.ndarray:
+    """The (S, S) member matrix of one grid point from its pair values (diagonal 1)."""
+    index = {s: i for i, s in enumerate(seeds)}
+    m = np.eye(len(seeds))
+    for v, a, b in zip(values, seed_a, seed_b):
+        m[index[a], index[b]] = m[index[b], index[a]] = v
+    return m
+
+
+def increases_with_snr(ds: xr.DataArray, level: float = 0.95, n_boot: int = 200) -> list[dict]:
     """Claim 1: at every n, mean alignment does not decrease from one SNR to the next.
 
-    A decrease smaller than ``n_sem`` combined standard errors counts as a tie.
+    A decrease counts as a tie when the two SNRs' bootstrap intervals (members resampled,
+    alignlib.stats.bootstrap_members, seeded) overlap.
     """
+    from .stats import bootstrap_members
+
     rows = []
+    seeds, sa, sb = ds["seed"].values, ds["seed_a"].values, ds["seed_b"].values
     for metric, layer, values in _panels(ds):
-        mean, sem = pair_mean(values.sortby("snr"))
+        values = values.sortby("snr")
         for n in ds["n"].values:
-            m, s = mean.sel(n=n).values, sem.sel(n=n).values
-            drops = m[:-1] - m[1:]
-            allowed = n_sem * np.hypot(s[:-1], s[1:])
-            worst = int(np.argmax(drops - allowed)) if len(drops) else 0
-            holds = bool(np.all(drops <= allowed))
+            intervals = []
+            for snr in values["snr"].values:
+                pairs = values.sel(snr=snr, n=n).values
+                if not np.isfinite(pairs).all():
+                    intervals.append(None)
+                    continue
+                intervals.append(bootstrap_members(pair_matrix(pairs, sa, sb, seeds), n_boot=n_boot, level=level,
+                                                   seed=0))
+            worst, holds, detail = 0.0, True, "no decrease"
+            for lo_snr, hi_snr, a, b in zip(values["snr"].values, values["snr"].values[1:], intervals, intervals[1:]):
+                if a is None or b is None:
+                    continue
+                drop = a.estimate - b.estimate
+                if drop > worst:
+                    worst = drop
+                    tie = b.high >= a.low
+                    holds = holds and tie
+                    detail = (f"largest drop {drop:.4f} from SNR {lo_snr:g} to {hi_snr:g}; {level:.0%} bootstrap "
+                              f"intervals [{a.low:.3f}, {a.high:.3f}] vs [{b.low:.3f}, {b.high:.3f}]"
+                              + (" overlap (tie)" if tie else " do not overlap"))
+                elif drop > 0 and b.high < a.low:
+                    holds = False
             rows.append(dict(claim="alignment increases with SNR", metric=metric, layer=layer, snr="all",
-                             n=int(n), holds=holds,
-                             value=float(np.max(drops)) if len(drops) else 0.0,
-                             detail=f"largest drop between consecutive SNRs {np.max(drops, initial=0):.4f} "
-                                    f"(tie allowance {allowed[worst] if len(allowed) else 0:.4f})"))
+                             n=int(n), holds=bool(holds), value=float(worst), detail=detail))
     return rows
 
 
