@@ -1,0 +1,25 @@
+"""Representational alignment metrics, batched over all pairs of ensemble members.
+
+>>> from alignlib.metrics import pairwise, compare, METRICS
+>>> M = pairwise(reps, "cka_linear")          # reps: (S, n, d) or list of (n, d_i)
+>>> v = compare(reps[0], reps[1], "information_imbalance", k=1, direction="a_to_b")
+
+Every metric is oriented so that larger means more aligned and identical members
+give 1. ``METRICS`` maps each name to a :class:`MetricInfo` (range, symmetry,
+invariances, default options). NumPy input runs on the CPU; torch input stays on
+its device; everything is accumulated in float64. Bad input (NaN/inf, mismatched
+probe counts, constant members, k >= n, too few probes, unknown names) raises a
+ValueError that says what is wrong.
+"""
+
+# Registration order (= import order) is the registry's order.
+from . import cka as _cka  # noqa: F401, I001
+from . import knn as _knn  # noqa: F401
+from . import procrustes as _procrustes  # noqa: F401
+from . import cca as _cca  # noqa: F401
+from . import rsa as _rsa  # noqa: F401
+from . import cosine as _cosine  # noqa: F401
+from ._api import compare, pairwise
+from ._registry import METRICS, TRANSFORMATIONS, MetricInfo, metric_names
+
+__all__ = ["METRICS", "TRANSFORMATIONS", "MetricInfo", "compare", "metric_names", "pairwise"]

@@ -1,0 +1,196 @@
+"""Shared helpers: input conversion, validation and small float64 torch kernels.
+
+Everything here works on ``torch.float64`` tensors on whatever device the
+caller's data lives on, so the metrics run on a GPU when given CUDA tensors.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+DTYPE = torch.float64
+Tensor = torch.Tensor
+
+#: Relative size below which a centred representation counts as constant.
+CONSTANT_RTOL = 1e-12
+
+
+# --------------------------------------------------------------------------- input
+
+
+def _device_of(items: Sequence) -> torch.device:
+    for item in items:
+        if isinstance(item, torch.Tensor):
+            return item.device
+    return torch.device("cpu")
+
+
+def _to_tensor(x, device: torch.device, label: str) -> Tensor:
+    """One array-like as a float64 tensor on ``device`` (torch tensors are detached)."""
+    if isinstance(x, torch.Tensor):
+        if x.is_complex():
+            raise ValueError(f"{label} is complex; alignment metrics need real values")
+        return x.detach().to(device=device, dtype=DTYPE)
+    arr = np.asarray(x)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        raise ValueError(f"{label} must be a numeric array, got dtype {arr.dtype}")
+    if np.iscomplexobj(arr):
+        raise ValueError(f"{label} is complex; alignment metrics need real values")
+    return torch.as_tensor(np.asarray(arr, dtype=np.float64), device=device)
+
+
+def split_members(reps) -> list[Tensor]:
+    """``reps`` (an (S, ...) array/tensor or a list of arrays) as a list of float64 tensors.
+
+    All members end up on one device: that of ``reps`` if it is a tensor, else that
+    of the first tensor in the list, else the CPU.
+    """
+    if isinstance(reps, (np.ndarray, torch.Tensor)):
+        if reps.ndim < 2:
+            raise ValueError(
+                f"reps must be an array of shape (S, n, d) (or (S, ...) for end-to-end metrics) "
+                f"or a list of arrays; got an array of shape {tuple(reps.shape)}")
+        device = reps.device if isinstance(reps, torch.Tensor) else torch.device("cpu")
+        stacked = _to_tensor(reps, device, "reps")
+        members = list(stacked.unbind(0))
+    elif isinstance(reps, (list, tuple)):
+        device = _device_of(reps)
+        members = [_to_tensor(x, device, f"member {i}") for i, x in enumerate(reps)]
+    else:
+        raise TypeError(f"reps must be a NumPy array, a torch tensor or a list of arrays, "
+                        f"got {type(reps).__name__}")
+    if not members:
+        raise ValueError("reps is empty: need at least one member")
+    for i, x in enumerate(members):
+        if x.numel() == 0:
+            raise ValueError(f"member {i} is empty (shape {tuple(x.shape)})")
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError(f"member {i} contains NaN or infinite values")
+    return members
+
+
+def as_activations(members: list[Tensor]) -> list[Tensor]:
+    """Check members are (n, d_i) activation matrices with one probe count n.
+
+    A 1-D member of length n is read as n probes of a single unit.
+    """
+    out = []
+    for i, x in enumerate(members):
+        if x.ndim == 1:
+            x = x[:, None]
+        if x.ndim != 2:
+            raise ValueError(f"member {i} has shape {tuple(x.shape)}; activation metrics need "
+                             f"(n probes, d units) per member, i.e. reps of shape (S, n, d)")
+        out.append(x)
+    counts = [x.shape[0] for x in out]
+    if len(set(counts)) > 1:
+        raise ValueError(f"members have different numbers of probes (rows): {counts}; "
+                         f"every member must be evaluated on the same n probes")
+    if counts[0] < 2:
+        raise ValueError(f"need at least 2 probes, got n = {counts[0]}")
+    return out
+
+
+def as_vectors(members: list[Tensor]) -> list[Tensor]:
+    """Flatten members (end-to-end maps) and check they all have the same size."""
+    flat = [x.reshape(-1) for x in members]
+    sizes = [x.numel() for x in flat]
+    if len(set(sizes)) > 1:
+        raise ValueError(f"end-to-end maps have different sizes {[tuple(x.shape) for x in members]}; "
+                         f"cosine similarity needs arrays with the same number of entries")
+    return flat
+
+
+def require_probes(n: int, minimum: int, metric: str, why: str = "") -> None:
+    if n < minimum:
+        raise ValueError(f"{metric} needs at least {minimum} probes, got n = {n}" + (f" ({why})" if why else ""))
+
+
+def check_k(k, n: int, metric: str) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise ValueError(f"{metric}: k must be an integer, got {k!r}")  # noqa: TRY004 (a bad option value)
+    k = int(k)
+    if k < 1 or k >= n:
+        raise ValueError(f"{metric}: k = {k} must satisfy 1 <= k < n = {n} (n = number of probes)")
+    return k
+
+
+def check_choice(value, choices: Sequence[str], metric: str, option: str) -> str:
+    if value not in choices:
+        raise ValueError(f"{metric}: {option} must be one of {list(choices)}, got {value!r}")
+    return value
+
+
+def check_nonnegative(value, metric: str, option: str) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{metric}: {option} must be a number, got {value!r}") from None
+    if not math.isfinite(v) or v < 0:
+        raise ValueError(f"{metric}: {option} must be finite and >= 0, got {value!r}")
+    return v
+
+
+# --------------------------------------------------------------------------- kernels
+
+
+def centre(x: Tensor) -> Tensor:
+    """Subtract the mean over probes (rows)."""
+    return x - x.mean(0, keepdim=True)
+
+
+def centred_checked(x: Tensor, index: int, metric: str) -> Tensor:
+    """Centred ``x``; ValueError if the representation is constant over probes."""
+    xc = centre(x)
+    scale = float(x.abs().max())
+    if scale == 0.0 or float(xc.abs().max()) <= CONSTANT_RTOL * scale:
+        raise ValueError(f"{metric}: member {index} is constant across probes (all probes have the "
+                         f"same representation), so its alignment is undefined")
+    return xc
+
+
+def sq_distances(xc: Tensor) -> Tensor:
+    """Squared Euclidean distances between rows, clamped at 0, with an exact zero diagonal."""
+    sq = (xc * xc).sum(1)
+    d2 = sq[:, None] + sq[None, :] - 2.0 * (xc @ xc.mT)
+    d2.clamp_(min=0.0)
+    d2.fill_diagonal_(0.0)
+    return d2
+
+
+def upper_triangle(m: Tensor) -> Tensor:
+    """Entries above the diagonal, row by row."""
+    n = m.shape[0]
+    mask = torch.ones(n, n, dtype=torch.bool, device=m.device).triu_(1)
+    return m[mask]
+
+
+def median(v: Tensor) -> Tensor:
+    """Median of a 1-D tensor (mean of the two middle values for an even count)."""
+    s = torch.sort(v).values
+    m = s.numel()
+    return 0.5 * (s[(m - 1) // 2] + s[m // 2])
+
+
+def average_ranks(v: Tensor) -> Tensor:
+    """Ranks 1..m of a 1-D tensor, ties given their average rank (as scipy.stats.rankdata)."""
+    sorted_v, order = torch.sort(v, stable=True)
+    _, inverse, counts = torch.unique_consecutive(sorted_v, return_inverse=True, return_counts=True)
+    ends = torch.cumsum(counts, 0).to(DTYPE)
+    avg = ends - 0.5 * (counts.to(DTYPE) - 1.0)
+    ranks = torch.empty_like(v)
+    ranks[order] = avg[inverse]
+    return ranks
+
+
+def cosine_normalise(x: Tensor, metric: str, what: str) -> Tensor:
+    """Rows of ``x`` divided by their norm; ValueError for a zero row."""
+    norms = x.norm(dim=1)
+    bad = torch.nonzero(norms == 0).flatten()
+    if bad.numel():
+        raise ValueError(f"{metric}: {what} {int(bad[0])} is the zero vector, so its cosine is undefined")
+    return x / norms[:, None]

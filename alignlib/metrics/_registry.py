@@ -1,0 +1,85 @@
+"""The metric registry: one frozen :class:`MetricInfo` per metric, plus its implementation.
+
+An implementation is a function ``impl(members, options, pair) -> Tensor`` that gets
+validated float64 members (``(n, d_i)`` activations, or flat vectors for end-to-end
+metrics) on one device and returns the full ``(S, S)`` matrix ``M[i, j] = metric(i, j)``
+when ``pair`` is false, or the 0-d value ``metric(members[0], members[1])`` when
+``pair`` is true (then ``len(members) == 2``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+#: The transformations a metric can be invariant to. Each acts on the units (columns)
+#: of one member: ``X -> X + 1 c^T``, ``X -> a X`` (a > 0), ``X -> X Q`` (Q orthogonal),
+#: ``X -> X M`` (M invertible), ``X -> X P`` (P a permutation matrix).
+TRANSFORMATIONS = frozenset({"translation", "isotropic_scaling", "orthogonal", "invertible_linear",
+                             "permutation"})
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """What a metric is and what it is invariant to (for its default options).
+
+    ``invariances`` lists the transformations under which ``metric(T(A), B)`` and
+    ``metric(A, T(B))`` equal ``metric(A, B)``; those also in ``joint_invariances`` only
+    leave it unchanged when the same transformation is applied to both members.
+    ``needs`` is ``"activations"`` (members are (n probes, d units)) or ``"end_to_end"``
+    (members are whole maps, e.g. (d_in, d_out) weight products, compared flattened).
+    """
+
+    name: str
+    range: tuple[float, float]
+    symmetric: bool
+    invariances: frozenset[str]
+    needs: str
+    options: Mapping[str, object] = field(hash=False)
+    description: str
+    reference: str
+    joint_invariances: frozenset[str] = frozenset()
+    impl: Callable = field(repr=False, compare=False, default=None)
+
+    def __post_init__(self):
+        unknown = (self.invariances | self.joint_invariances) - TRANSFORMATIONS
+        if unknown:
+            raise ValueError(f"unknown transformation(s) {sorted(unknown)}")
+        if not self.joint_invariances <= self.invariances:
+            raise ValueError("joint_invariances must be a subset of invariances")
+        object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
+
+
+_METRICS: dict[str, MetricInfo] = {}
+
+#: name -> :class:`MetricInfo`, read-only, in a fixed order.
+METRICS: Mapping[str, MetricInfo] = MappingProxyType(_METRICS)
+
+
+def register(info: MetricInfo) -> MetricInfo:
+    if info.name in _METRICS:
+        raise ValueError(f"metric {info.name!r} registered twice")
+    _METRICS[info.name] = info
+    return info
+
+
+def metric_names() -> tuple[str, ...]:
+    """The registered metric names, in registry order."""
+    return tuple(_METRICS)
+
+
+def get_metric(name) -> MetricInfo:
+    try:
+        return _METRICS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown metric {name!r}; known metrics: {', '.join(_METRICS)}") from None
+
+
+def resolve_options(info: MetricInfo, options: Mapping[str, object]) -> dict:
+    """The metric's default options updated with ``options``; TypeError for unknown keys."""
+    unknown = sorted(set(options) - set(info.options))
+    if unknown:
+        valid = ", ".join(info.options) if info.options else "none"
+        raise TypeError(f"{info.name}: unknown option(s) {unknown}; valid options: {valid}")
+    return {**info.options, **options}
