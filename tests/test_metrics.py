@@ -531,11 +531,23 @@ def test_bad_shapes_are_value_errors():
         compare(np.array([["a", "b"]] * 3), np.ones((3, 2)), "cka_linear")
 
 
-def test_rsa_rejects_probes_that_are_constant_across_units():
+def test_rsa_and_mutual_knn_treat_silent_probes_as_uncorrelated():
+    """A probe constant across units (a silent ReLU layer) is uncorrelated with every other
+    probe by convention, instead of making the whole comparison undefined."""
     x, y = related(26, S=2, n=10)
-    x[4] = 2.0
-    with pytest.raises(ValueError, match="probe 4 of member 0 has the same activation in every unit"):
-        compare(x, y, "rsa")
+    x[4] = 0.0
+    value = compare(x, y, "rsa", method="pearson")
+    assert np.isfinite(value)
+    z = x - x.mean(1, keepdims=True)
+    norms = np.linalg.norm(z, axis=1)
+    z = np.divide(z, norms[:, None], out=np.zeros_like(z), where=norms[:, None] > 0)
+    w = y - y.mean(1, keepdims=True)
+    w /= np.linalg.norm(w, axis=1, keepdims=True)
+    iu = np.triu_indices(10, 1)
+    expected = np.corrcoef((1 - z @ z.T)[iu], (1 - w @ w.T)[iu])[0, 1]
+    assert value == pytest.approx(expected, abs=1e-12)
+    assert compare(x, x, "mutual_knn", k=3) == pytest.approx(1.0)
+    assert np.isfinite(compare(x, y, "mutual_knn", k=3))
 
 
 def test_cka_rbf_rejects_a_zero_median_distance():

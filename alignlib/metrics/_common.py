@@ -188,9 +188,11 @@ def average_ranks(v: Tensor) -> Tensor:
 
 
 def cosine_normalise(x: Tensor, metric: str, what: str) -> Tensor:
-    """Rows of ``x`` divided by their norm; ValueError for a zero row."""
+    """Rows of ``x`` divided by their norm.
+
+    A zero row (e.g. a probe that no ReLU unit responds to) stays zero: by convention its
+    cosine with every other row is 0, so it is nobody's near neighbour and its own
+    neighbours are ordered by index. ``metric`` and ``what`` are kept for the callers' messages.
+    """
     norms = x.norm(dim=1)
-    bad = torch.nonzero(norms == 0).flatten()
-    if bad.numel():
-        raise ValueError(f"{metric}: {what} {int(bad[0])} is the zero vector, so its cosine is undefined")
-    return x / norms[:, None]
+    return x / torch.where(norms > 0, norms, torch.ones_like(norms))[:, None]

@@ -2,7 +2,8 @@
 
 Each member's representational dissimilarity matrix (RDM) holds the correlation
 distance ``1 - corr(x_i, x_j)`` between probes i and j (Pearson correlation of the two
-probes' activation vectors across units); RDMs are compared by the Pearson or
+probes' activation vectors across units; a probe constant across units counts as
+uncorrelated with all others); RDMs are compared by the Pearson or
 Spearman correlation of their upper triangles. All pairs: each member's RDM
 triangle is ranked (Spearman) and standardised once, and all correlations are one
 product of the stacked vectors.
@@ -34,11 +35,10 @@ def rdm_vector(x: Tensor, index: int, method: str) -> Tensor:
     centred_checked(x, index, "rsa")
     xr = x - x.mean(1, keepdim=True)
     norms = xr.norm(dim=1)
-    flat = torch.nonzero(norms <= CONSTANT_RTOL * x.abs().amax(1) * x.shape[1] ** 0.5).flatten()
-    if flat.numel():
-        raise ValueError(f"rsa: probe {int(flat[0])} of member {index} has the same activation in every "
-                         f"unit, so its correlation with other probes (correlation distance) is undefined")
-    z = xr / norms[:, None]
+    # A probe with the same activation in every unit (e.g. all ReLUs silent) has no defined
+    # correlation; by convention it is uncorrelated with every other probe (distance 1).
+    flat = norms <= CONSTANT_RTOL * x.abs().amax(1) * x.shape[1] ** 0.5
+    z = torch.where(flat[:, None], torch.zeros_like(xr), xr / torch.where(flat, torch.ones_like(norms), norms)[:, None])
     rdm = upper_triangle(1.0 - z @ z.mT)
     rdm = rdm - rdm.mean()
     if float(rdm.norm()) <= RDM_STD_MIN * rdm.numel() ** 0.5:
