@@ -14,9 +14,10 @@ from alignlib.runlog import log_to
 with log_to(snakemake.log[0]):
     table = read_netcdf(snakemake.input.alignment)
     d = int(table.attrs["widths"][0]) if table.attrs.get("network") == "linear" else None
-    theory = dense_linear_theory(table) if has_linear_theory(table) else None
-    save_figure(alignment_vs_n(table, threshold=d, theory=theory), snakemake.output.n)
-    save_figure(alignment_vs_snr(table, theory=theory), snakemake.output.snr)
+    theory = has_linear_theory(table)
+    save_figure(alignment_vs_n(table, threshold=d, theory=dense_linear_theory(table) if theory else None),
+                snakemake.output.n)
+    save_figure(alignment_vs_snr(table, theory=table["theory"] if theory else None), snakemake.output.snr)
     _, highlight = equal_error_different_alignment(table)
     save_figure(alignment_vs_test_error(table, highlight=highlight), snakemake.output.error)
     save_figure(alignment_per_layer_vs_n(table, threshold=d), snakemake.output.layers)
