@@ -128,7 +128,7 @@ def alignment_vs_n(ds: xr.Dataset, *, threshold=None, theory=None, metrics=None)
         ax.set_ylabel(metric_label(metric, layer))
     _threshold_legend(axes[0], threshold, thresholds, theory)
     fig.suptitle(f"{ds.attrs.get('task', '')}: alignment against sample size")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.97))  # room for the suptitle
     return fig
 
 
@@ -148,7 +148,7 @@ def alignment_per_layer_vs_n(ds: xr.Dataset, metric: str = "cka_linear", *, thre
         ax.set_title(layer)
     _threshold_legend(axes[0], threshold, thresholds, None)
     fig.suptitle(f"{ds.attrs.get('task', '')}: {METRIC_LABELS.get(metric, metric)} per layer")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.97))  # room for the suptitle
     return fig
 
 
@@ -175,7 +175,7 @@ def alignment_vs_snr(ds: xr.Dataset, *, theory=None, metrics=None):
         bar.set_label("training samples n")
     fig.suptitle(f"{ds.attrs.get('task', '')}: alignment against SNR" +
                  (" (dashed: theory)" if theory is not None else ""))
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.97))  # room for the suptitle
     return fig
 
 
@@ -211,14 +211,15 @@ def alignment_vs_test_error(ds: xr.Dataset, *, highlight=None, metrics=None):
         bar.set_label("training samples n")
     axes[0].legend(fontsize=7, frameon=False, loc="best")
     fig.suptitle(f"{ds.attrs.get('task', '')}: alignment against test error")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.97))  # room for the suptitle
     return fig
 
 
 def theory_residuals(ds: xr.Dataset):
     """Simulation minus theory against n, per SNR: solid = minus the exact expectation given the
     task's data, dashed = minus the closed form; one panel per metric with a theory."""
-    metrics = [str(m) for m in ds["theory"]["metric"].values]
+    theory = ds["theory"]
+    metrics = [str(m) for m in theory["metric"].values if bool(np.isfinite(theory.sel(metric=m)).any())]
     fig, axes = _grid(len(metrics))
     snrs = ds["snr"].values
     colors = _snr_colors(snrs)
@@ -242,5 +243,5 @@ def theory_residuals(ds: xr.Dataset):
     axes[0].plot([], [], color="0.3", marker="o", ms=3, lw=1.2, label="minus exact expectation\ngiven the data")
     axes[0].legend(fontsize=7, frameon=False)
     fig.suptitle(f"{ds.attrs.get('task', '')}: simulation minus theory (error bars: s.e. over pairs)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.97))  # room for the suptitle
     return fig
