@@ -44,3 +44,14 @@ def tiny_run(tmp_path_factory, tiny_config):
     workdir = tmp_path_factory.mktemp("tiny_run")
     run_snakemake(workdir, tiny_config)
     return workdir / "results"
+
+
+@pytest.fixture(scope="module")
+def single_torch_thread():
+    """Tiny problems: one intra-op thread avoids OpenMP barrier stalls when other jobs share the cores."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

@@ -23,13 +23,8 @@ from alignlib.metrics import (
 from alignlib.metrics.cka import linear_kernel_products
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_torch_thread():
-    """Tiny problems: one intra-op thread avoids OpenMP barrier stalls when other jobs share the cores."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+# tiny problems: one intra-op thread (see conftest.single_torch_thread)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 ACTIVATION_METRICS = [m for m in metric_names() if METRICS[m].needs == "activations"]

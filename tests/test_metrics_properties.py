@@ -22,12 +22,8 @@ N, D = 60, 6
 SPECTRUM = np.array([3.0, 2.0, 1.0, 0.3, 0.05, 0.02])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_torch_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+# tiny problems: one intra-op thread (see conftest.single_torch_thread)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def pair_of_members(seed: int, metric: str):

@@ -16,12 +16,8 @@ from alignlib.stats import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_torch_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+# tiny problems: one intra-op thread (see conftest.single_torch_thread)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def ensemble(seed=0, S=4, n=60, d=5, noise=1.0):
