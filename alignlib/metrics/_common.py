@@ -196,3 +196,14 @@ def cosine_normalise(x: Tensor, metric: str, what: str) -> Tensor:
     """
     norms = x.norm(dim=1)
     return x / torch.where(norms > 0, norms, torch.ones_like(norms))[:, None]
+
+
+def unit_gram(f: Tensor, pair: bool) -> Tensor:
+    """Inner products of stacked unit vectors: f[0]·f[1] for a pair, else the symmetrised
+    (S, S) Gram matrix with an exact unit diagonal."""
+    if pair:
+        return f[0] @ f[1]
+    c = f @ f.mT
+    c = 0.5 * (c + c.mT)
+    c.fill_diagonal_(1.0)
+    return c

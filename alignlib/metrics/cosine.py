@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ._common import Tensor
+from ._common import Tensor, unit_gram
 from ._registry import MetricInfo, register
 
 
@@ -24,12 +24,7 @@ def cosine_end_to_end(members: list[Tensor], options: dict, pair: bool) -> Tenso
     if bad.numel():
         raise ValueError(f"cosine_end_to_end: member {int(bad[0])} is all zeros, so its cosine is undefined")
     f = f / norms[:, None]
-    if pair:
-        return f[0] @ f[1]
-    c = f @ f.mT
-    c = 0.5 * (c + c.mT)
-    c.fill_diagonal_(1.0)
-    return c
+    return unit_gram(f, pair)
 
 
 register(MetricInfo(

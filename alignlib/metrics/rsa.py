@@ -19,6 +19,7 @@ from ._common import (
     average_ranks,
     centred_checked,
     check_choice,
+    unit_gram,
     upper_triangle,
 )
 from ._registry import MetricInfo, register
@@ -62,12 +63,7 @@ def rsa(members: list[Tensor], options: dict, pair: bool) -> Tensor:
     if members[0].shape[0] < 3:
         raise ValueError(f"rsa needs at least 3 probes (an RDM with >= 2 entries), got n = {members[0].shape[0]}")
     f = torch.stack([rdm_vector(x, i, method) for i, x in enumerate(members)])
-    if pair:
-        return f[0] @ f[1]
-    c = f @ f.mT
-    c = 0.5 * (c + c.mT)
-    c.fill_diagonal_(1.0)
-    return c
+    return unit_gram(f, pair)
 
 
 register(MetricInfo(
