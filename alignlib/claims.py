@@ -29,7 +29,7 @@ def pair_matrix(values: xr.DataArray, seed_a, seed_b, seeds) -> np.ndarray:
     return m
 
 
-def increases_with_snr(ds: xr.DataArray, level: float = 0.95, n_boot: int = 200) -> list[dict]:
+def increases_with_snr(ds: xr.Dataset, level: float = 0.95, n_boot: int = 200) -> list[dict]:
     """Claim 1: at every n, mean alignment does not decrease from one SNR to the next.
 
     A decrease counts as a tie when the two SNRs' bootstrap intervals (members resampled,
