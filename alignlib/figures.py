@@ -68,6 +68,8 @@ def _grid(n_panels: int, width=5.0, height=3.8):
     fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
     for ax in axes.flat[n_panels:]:
         ax.set_visible(False)
+    for ax in axes.flat[:n_panels]:
+        ax.ticklabel_format(axis="y", useOffset=False)  # "1e-5+9.9999e-1" style offsets are unreadable
     return fig, axes.flat
 
 
