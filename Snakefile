@@ -34,7 +34,7 @@ if _problem:
     raise WorkflowError(_problem)
 validate(config, "schemas/config.schema.yaml")
 try:
-    check_config(config)
+    check_config(config, check_files=workflow.is_main_process)
 except ConfigError as error:
     raise WorkflowError(str(error)) from None
 

@@ -98,11 +98,11 @@ def primary_layer(ds: xr.Dataset, metric: str) -> str:
 THEORY_METRICS = ("cosine_end_to_end", "cka_linear")
 
 
-def has_linear_theory(table: xr.Dataset) -> bool:
-    """The closed form applies: linear net with one hidden layer, Gaussian inputs, target noise."""
-    widths = np.atleast_1d(table.attrs.get("widths", []))
-    return (table.attrs.get("network") == "linear" and table.attrs.get("dataset") == "gaussian_linear"
-            and table.attrs.get("noise") == "target_gaussian" and len(widths) == 3)
+def linear_input_dim(table: xr.Dataset) -> int | None:
+    """d, the interpolation threshold of a linear network (None for other networks)."""
+    if table.attrs.get("network") != "linear":
+        return None
+    return int(np.atleast_1d(table.attrs["widths"])[0])
 
 
 def linear_theory(table: xr.Dataset, data: xr.Dataset) -> xr.Dataset:
@@ -136,7 +136,7 @@ def dense_linear_theory(table: xr.Dataset, points: int = 160) -> xr.DataArray:
     """The closed form on a dense integer n grid spanning the table's n, for drawing smooth lines."""
     from . import theory
 
-    d = int(np.atleast_1d(table.attrs["widths"])[0])
+    d = linear_input_dim(table)
     ns = table["n"].values
     dense = np.unique(np.round(np.geomspace(ns.min(), ns.max(), points)).astype(int))
     dense = np.union1d(dense, np.arange(max(ns.min(), d - 10), min(ns.max(), d + 10) + 1))

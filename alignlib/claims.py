@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from .alignment import pair_mean, primary_layer
+from .alignment import linear_input_dim, pair_mean, primary_layer
 
 
 def _panels(ds):
@@ -131,3 +131,18 @@ def equal_error_different_alignment(ds: xr.Dataset, rel_error_tol: float = 0.1,
                          holds=bool(holds), value=best,
                          detail=f"test error {e[lo]:.4g} vs {e[hi]:.4g}; alignment {a[lo]:.3f} vs {a[hi]:.3f}"))
     return rows, highlight
+
+
+def task_claims(table: xr.Dataset) -> list[dict]:
+    """Every check of one task's alignment table, each row tagged with the task.
+
+    The minimum over n is judged against n = d to within 15 % for a linear network, and
+    against the detected interpolation threshold to within a factor 2 otherwise.
+    """
+    d = linear_input_dim(table)
+    if d is not None:
+        minimum = minimum_over_n(table, float(d), bounds=(0.85, 1.15))
+    else:
+        minimum = minimum_over_n(table, table["interpolation_threshold"], bounds=(0.5, 2.0))
+    rows = increases_with_snr(table) + minimum + equal_error_different_alignment(table)[0]
+    return [{"task": table.attrs["task"], **row} for row in rows]

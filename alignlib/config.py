@@ -49,8 +49,33 @@ def describe_validation_error(error) -> str:
     return f"invalid config key '{key}': {message}" + (f" ({hint.strip()})" if hint else "")
 
 
-def check_config(config: dict) -> None:
-    """Checks beyond the schema; raises ConfigError naming the key."""
+IMAGE_DATASETS = ("digits", "mnist", "cifar10")
+
+
+def is_classification_task(task: dict) -> bool:
+    dataset = task["dataset"]
+    return dataset["kind"] in IMAGE_DATASETS or (
+        dataset["kind"] == "teacher_mlp" and dataset["target"] == "classification")
+
+
+def has_linear_theory(task: dict) -> bool:
+    """The closed form applies: a one-hidden-layer linear net on Gaussian inputs with target noise."""
+    return (task["network"]["kind"] == "linear" and len(task["network"]["hidden"]) == 1
+            and task["dataset"]["kind"] == "gaussian_linear" and task["noise"]["kind"] == "target_gaussian")
+
+
+def n_groups(task: dict, n_per_job: int) -> list[list[int]]:
+    """The task's sample sizes, sorted, in groups of n_per_job: one training job each."""
+    ns = sorted(task["n"])
+    return [ns[i:i + n_per_job] for i in range(0, len(ns), n_per_job)]
+
+
+def check_config(config: dict, check_files: bool = True) -> None:
+    """Checks beyond the schema; raises ConfigError naming the key.
+
+    ``check_files``: also read the MNIST/CIFAR-10 files once (the main process does; every
+    cluster job re-reads the Snakefile and should not re-read hundreds of MB).
+    """
     unknown = [m for m in config["metrics"] if m not in KNOWN_METRICS]
     if unknown:
         raise ConfigError(f"invalid config key 'metrics': unknown metric(s) {unknown}; known: {list(KNOWN_METRICS)}")
@@ -58,15 +83,13 @@ def check_config(config: dict) -> None:
         if task["probes"] < 4:
             raise ConfigError(f"invalid config key 'tasks.{name}.probes': need at least 4 probes")
         kind = task["dataset"]["kind"]
-        classification = kind in ("digits", "mnist", "cifar10") or (
-            kind == "teacher_mlp" and task["dataset"]["target"] == "classification")
-        if task["noise"]["kind"] == "label_flip" and not classification:
+        if task["noise"]["kind"] == "label_flip" and not is_classification_task(task):
             raise ConfigError(f"invalid config key 'tasks.{name}.noise.kind': label_flip needs a classification "
                               f"data set, and {kind!r} is a regression one")
-        if task["network"]["kind"] == "cnn" and kind not in ("digits", "mnist", "cifar10"):
+        if task["network"]["kind"] == "cnn" and kind not in IMAGE_DATASETS:
             raise ConfigError(f"invalid config key 'tasks.{name}.network.kind': cnn needs an image data set "
                               f"(digits, mnist, cifar10), not {kind!r}")
-        if kind in ("mnist", "cifar10"):
+        if check_files and kind in ("mnist", "cifar10"):
             from .image_files import check_image_files
 
             try:
@@ -99,16 +122,15 @@ def prepend_to_pythonpath(folder: str) -> None:
 
 
 _IMAGE_SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
-_CLASSES = {"digits": 10, "mnist": 10, "cifar10": 10}
 
 
 def layer_widths(task: dict) -> list[int]:
     """Widths of the recorded layers of a task's network, from its config alone."""
     dataset, net = task["dataset"], task["network"]
     kind = dataset["kind"]
-    if kind in _CLASSES:
-        out = _CLASSES[kind]
-    elif kind == "teacher_mlp" and dataset["target"] == "classification":
+    if kind in IMAGE_DATASETS:
+        out = 10
+    elif is_classification_task(task):
         out = dataset["classes"]
     else:
         out = 1
@@ -121,10 +143,6 @@ def layer_widths(task: dict) -> list[int]:
     return widths + list(net["hidden"]) + [out]
 
 
-def n_chunks(task: dict, n_per_job: int) -> int:
-    return -(-len(task["n"]) // n_per_job)
-
-
 def plan_summary(config: dict) -> str:
     """Members, jobs and the expected size of the activation cubes, for the start of a run."""
     bytes_per_value = 2 if config.get("activation_dtype") == "float16" else 4
@@ -134,7 +152,7 @@ def plan_summary(config: dict) -> str:
         task_members = len(task["snr"]) * len(task["n"]) * task["seeds"]
         widths = layer_widths(task)
         task_bytes = task_members * len(widths) * max(widths) * task["probes"] * bytes_per_value
-        chunks = n_chunks(task, config["n_per_job"])
+        chunks = len(n_groups(task, config["n_per_job"]))
         task_jobs = 1 + 2 * chunks + 2  # data, train + extract per chunk, align, figures
         members, jobs, cube_bytes = members + task_members, jobs + task_jobs, cube_bytes + task_bytes
         lines.append(f"  {name}: {task_members} members, {task_jobs} jobs, cubes <= {task_bytes / 1e9:.2f} GB")

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
-from .alignment import pair_mean, primary_layer  # noqa: E402
+from .alignment import linear_input_dim, pair_mean, primary_layer  # noqa: E402
 
 METRIC_LABELS = {
     "cka_linear": "linear CKA",
@@ -234,8 +234,7 @@ def theory_residuals(ds: xr.Dataset):
             ax.errorbar(ds["n"].values, mean.sel(snr=snr) - given, yerr=sem.sel(snr=snr), color=color, marker="o",
                         ms=3, lw=1.2, capsize=2, label=f"SNR {snr:g}")
             ax.plot(ds["n"].values, mean.sel(snr=snr) - closed, color=color, ls="--", lw=0.9)
-        d = float(np.atleast_1d(ds.attrs["widths"])[0])
-        ax.axvline(d, color="0.3", ls=":", lw=1.2)
+        ax.axvline(linear_input_dim(ds), color="0.3", ls=":", lw=1.2)
         ax.axhline(0, color="k", lw=0.8)
         ax.set_xscale("log")
         ax.set_xlabel("training samples n")

@@ -1,4 +1,5 @@
 # Input functions and path helpers shared by the rules.
+from alignlib.config import has_linear_theory, n_groups
 
 RESULTS = config["results"]
 # Jobs that compute with torch ask for one GPU exactly when the config asks for CUDA
@@ -22,10 +23,9 @@ def task_config(wildcards):
 
 
 def n_chunks(task):
-    """The task's sample sizes grouped into jobs of config['n_per_job'] values each."""
-    ns = sorted(config["tasks"][task]["n"])
-    size = config["n_per_job"]
-    return ["-".join(str(n) for n in ns[i : i + size]) for i in range(0, len(ns), size)]
+    """Wildcard values of the task's training jobs: their sample sizes joined by '-'."""
+    groups = n_groups(config["tasks"][task], config["n_per_job"])
+    return ["-".join(str(n) for n in group) for group in groups]
 
 
 def chunk_ns(wildcards):
@@ -44,21 +44,10 @@ def task_figures(task):
     return [f"{RESULTS}/figures/{task}_{kind}.png" for kind in FIGURE_KINDS]
 
 
-def has_linear_theory(task):
-    """The closed form applies: a one-hidden-layer linear net on Gaussian inputs with target noise."""
-    cfg = config["tasks"][task]
-    return (
-        cfg["network"]["kind"] == "linear"
-        and len(cfg["network"]["hidden"]) == 1
-        and cfg["dataset"]["kind"] == "gaussian_linear"
-        and cfg["noise"]["kind"] == "target_gaussian"
-    )
-
-
 def all_outputs():
     outputs = [f"{RESULTS}/summary.csv"]
     for task in config["tasks"]:
         outputs += task_figures(task)
-        if has_linear_theory(task):
+        if has_linear_theory(config["tasks"][task]):
             outputs.append(f"{RESULTS}/figures/{task}_theory_residuals.png")
     return outputs

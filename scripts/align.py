@@ -1,7 +1,8 @@
 """Rule align: all metrics for all member pairs at every grid point of the task."""
 import torch
 
-from alignlib.alignment import compute_alignment, has_linear_theory, linear_theory
+from alignlib.alignment import compute_alignment, linear_theory
+from alignlib.config import has_linear_theory
 from alignlib.cubes import open_activations, read_netcdf, write_netcdf
 from alignlib.device import job_device
 from alignlib.runlog import log_to
@@ -13,7 +14,7 @@ with log_to(snakemake.log[0]) as log, job_device(snakemake.params.device) as dev
     table = compute_alignment(cube, snakemake.params.metrics, device=device, log=log)
     tol = snakemake.params.task_cfg["interpolation_tol"]
     table["interpolation_threshold"] = task_interpolation_threshold(table, tol)
-    if has_linear_theory(table):
+    if has_linear_theory(snakemake.params.task_cfg):
         table = table.merge(linear_theory(table, read_netcdf(snakemake.input.data)))
     print(table)
     write_netcdf(table, snakemake.output[0])

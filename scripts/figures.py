@@ -1,5 +1,5 @@
 """Rule figures: the task's alignment figures."""
-from alignlib.alignment import dense_linear_theory, has_linear_theory
+from alignlib.alignment import dense_linear_theory, linear_input_dim
 from alignlib.claims import equal_error_different_alignment
 from alignlib.cubes import read_netcdf
 from alignlib.figures import (
@@ -13,12 +13,11 @@ from alignlib.runlog import log_to
 
 with log_to(snakemake.log[0]):
     table = read_netcdf(snakemake.input.alignment)
-    d = int(table.attrs["widths"][0]) if table.attrs.get("network") == "linear" else None
-    theory = has_linear_theory(table)
-    save_figure(alignment_vs_n(table, threshold=d, theory=dense_linear_theory(table) if theory else None),
-                snakemake.output.n)
-    save_figure(alignment_vs_snr(table, theory=table["theory"] if theory else None), snakemake.output.snr)
+    d = linear_input_dim(table)
+    has_theory = "theory" in table  # written by the align rule where a closed form exists
+    dense = dense_linear_theory(table) if has_theory else None
+    save_figure(alignment_vs_n(table, threshold=d, theory=dense), snakemake.output.n)
+    save_figure(alignment_vs_snr(table, theory=table["theory"] if has_theory else None), snakemake.output.snr)
     _, highlight = equal_error_different_alignment(table)
     save_figure(alignment_vs_test_error(table, highlight=highlight), snakemake.output.error)
     save_figure(alignment_per_layer_vs_n(table, threshold=d), snakemake.output.layers)
-
