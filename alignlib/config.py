@@ -153,7 +153,8 @@ def plan_summary(config: dict) -> str:
         widths = layer_widths(task)
         task_bytes = task_members * len(widths) * max(widths) * task["probes"] * bytes_per_value
         chunks = len(n_groups(task, config["n_per_job"]))
-        task_jobs = 1 + 2 * chunks + 2  # data, train + extract per chunk, align, figures
+        # data, train + extract per chunk, align, figures (+ the linear task's theory figure)
+        task_jobs = 1 + 2 * chunks + 2 + has_linear_theory(task)
         members, jobs, cube_bytes = members + task_members, jobs + task_jobs, cube_bytes + task_bytes
         lines.append(f"  {name}: {task_members} members, {task_jobs} jobs, cubes <= {task_bytes / 1e9:.2f} GB")
     jobs += 2  # summary, all

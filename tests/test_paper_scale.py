@@ -31,5 +31,5 @@ def test_paper_scale_dry_run(tmp_path):
     assert int(tasks) == 7 and int(members) == 7 * 10 * 40 * 20
     # 40 n in jobs of 4: per task data + 10 train + 10 extract + align + figures; linear adds
     # its theory figure; then summary and all
-    assert int(jobs) == 7 * 23 + 2
+    assert int(jobs) == 7 * 23 + 1 + 2
     assert not (tmp_path / "run" / "results_paper").exists()
