@@ -12,7 +12,6 @@ import os
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import xarray as xr
 
 
@@ -72,13 +71,3 @@ def layer_activations(ds: xr.Dataset, layer: str) -> xr.DataArray:
     """The activations of one layer without the NaN padding: dims (..., probe, unit)."""
     width = int(ds["layer_width"].sel(layer=layer))
     return ds["activation"].sel(layer=layer).isel(unit=slice(0, width))
-
-
-def pad_layers(layers: list[np.ndarray]) -> np.ndarray:
-    """Stack per-layer arrays (..., probe, width_l) along a new layer axis, NaN-padded."""
-    width = max(a.shape[-1] for a in layers)
-    out = np.full(layers[0].shape[:-1][:-1] + (len(layers),) + layers[0].shape[-2:-1] + (width,),
-                  np.nan, dtype=layers[0].dtype)
-    for i, a in enumerate(layers):
-        out[..., i, :, : a.shape[-1]] = a
-    return out

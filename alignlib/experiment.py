@@ -105,7 +105,7 @@ def _errors(out: torch.Tensor, target: torch.Tensor) -> np.ndarray:
     return ((out.double() - target.double()) ** 2).sum(-1).mean(-1).cpu().numpy()
 
 
-def _clean_test_targets(data, cfg, device, dtype):
+def _clean_test_targets(data, device, dtype):
     if is_classification(data):
         return torch.as_tensor(data["test_label"].values, device=device)
     return torch.as_tensor(data["test_y"].values, dtype=dtype, device=device)
@@ -145,7 +145,7 @@ def train_members(task, cfg, data, n, members, device, log=sys.stderr):
         train_out = chunked_forward(arch, result.params, x, batch_size)
         test_x = torch.as_tensor(data["test_x"].values, dtype=dtype, device=device)
         test_out = chunked_forward(arch, result.params, test_x, batch_size)
-    test_error = _errors(test_out, _clean_test_targets(data, cfg, device, dtype))
+    test_error = _errors(test_out, _clean_test_targets(data, device, dtype))
     print(f"[{task} n={n}] done in {time.perf_counter() - t0:.1f} s: "
           f"{int(result.converged.sum())}/{len(members)} converged, "
           f"steps {int(result.steps.min())}-{int(result.steps.max())}", file=log, flush=True)

@@ -57,7 +57,7 @@ class Architecture:
     @property
     def conv_shapes(self) -> list[tuple[int, int, int]]:
         """(C, H, W) after each convolution block."""
-        shapes, (c, h, w) = [], self.image_shape or (0, 0, 0)
+        shapes, (_, h, w) = [], self.image_shape or (0, 0, 0)
         for channels in self.conv:
             h, w = h // 2, w // 2
             shapes.append((channels, h, w))

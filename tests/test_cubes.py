@@ -3,12 +3,11 @@ import os
 
 import numpy as np
 import pytest
-import torch
 import xarray as xr
 
-from alignlib.cubes import layer_activations, open_activations, read_netcdf, write_netcdf
+from alignlib.cubes import layer_activations, open_activations, write_netcdf
 from alignlib.data import make_task_data
-from alignlib.experiment import extract_activations, model_attrs, architecture, params_of, train_grid_n
+from alignlib.experiment import extract_activations, model_attrs, params_of, train_grid_n
 
 
 @pytest.fixture(scope="module")

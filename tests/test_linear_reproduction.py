@@ -3,7 +3,6 @@ import io
 
 import numpy as np
 import pytest
-import torch
 import xarray as xr
 import yaml
 

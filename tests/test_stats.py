@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from alignlib.metrics import compare, pairwise
 from alignlib.stats import (

@@ -1,5 +1,4 @@
 import numpy as np
-import pytest
 import xarray as xr
 
 from alignlib.threshold import interpolation_threshold

@@ -5,7 +5,7 @@ import torch
 import xarray as xr
 
 from alignlib.data import make_task_data
-from alignlib.experiment import member_init, member_training_set, train_grid_n, train_members
+from alignlib.experiment import member_training_set, train_grid_n, train_members
 from alignlib.networks import Architecture, end_to_end, init_member, stack_members
 from alignlib.seeding import stream
 from alignlib.training import input_preconditioner, train_ensemble
