@@ -146,17 +146,21 @@ def ref_pwcca(x, y):
 
 
 def ref_ridge_cca(x, y, ridge):
-    """Regularised CCA from the textbook formula, reporting the variates' actual correlations."""
-    a, b = centred(x), centred(y)
+    """Regularised CCA from the textbook formula (full d x d covariances): directions fitted on the
+    even-indexed probes with lam = ridge x mean variance per occupied direction, reported as the
+    canonical variates' actual correlations on the odd-indexed probes (each half centred alone)."""
+    fa, fb = centred(x[0::2]), centred(y[0::2])
+    ha, hb = centred(x[1::2]), centred(y[1::2])
 
     def inv_sqrt(c):
         w, v = np.linalg.eigh(c)
         return v @ np.diag(w ** -0.5) @ v.T
-    caa = a.T @ a + ridge * np.trace(a.T @ a) / a.shape[1] * np.eye(a.shape[1])
-    cbb = b.T @ b + ridge * np.trace(b.T @ b) / b.shape[1] * np.eye(b.shape[1])
-    ia, ib = inv_sqrt(caa), inv_sqrt(cbb)
-    p, _, qt = np.linalg.svd(ia @ a.T @ b @ ib, full_matrices=False)
-    va, vb = a @ ia @ p, b @ ib @ qt.T
+
+    def reg_cov(a):
+        return a.T @ a + ridge * np.trace(a.T @ a) / np.linalg.matrix_rank(a) * np.eye(a.shape[1])
+    ia, ib = inv_sqrt(reg_cov(fa)), inv_sqrt(reg_cov(fb))
+    p, _, qt = np.linalg.svd(ia @ fa.T @ fb @ ib, full_matrices=False)
+    va, vb = ha @ ia @ p, hb @ ib @ qt.T
     corr = np.sum(va * vb, 0) / (np.linalg.norm(va, axis=0) * np.linalg.norm(vb, axis=0))
     return np.mean(corr ** 2)
 

@@ -29,6 +29,9 @@ class MetricInfo:
     leave it unchanged when the same transformation is applied to both members.
     ``needs`` is ``"activations"`` (members are (n probes, d units)) or ``"end_to_end"``
     (members are whole maps, e.g. (d_in, d_out) weight products, compared flattened).
+    ``preconditions`` says, in one sentence, when the metric is informative: outside those
+    conditions it returns a number fixed by construction (e.g. CCA = 1), not evidence.
+    ``alignlib.preconditions`` detects the violations it can test on one grid point.
     """
 
     name: str
@@ -40,6 +43,7 @@ class MetricInfo:
     description: str
     reference: str
     joint_invariances: frozenset[str] = frozenset()
+    preconditions: str = ""
     impl: Callable = field(repr=False, compare=False, default=None)
 
     def __post_init__(self):

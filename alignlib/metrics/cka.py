@@ -219,15 +219,23 @@ register(MetricInfo(
     name="cka_linear", range=(0.0, 1.0), symmetric=True, invariances=ROTATION_SCALE_SHIFT,
     needs="activations", options={},
     description="Linear CKA: normalised HSIC of centred linear Gram matrices.",
+    preconditions="Needs members that are not constant over probes; with fewer probes than units "
+                  "(n << d) even independent members score high (about d / (n + d) for isotropic "
+                  "ones), so read it against a permutation baseline there.",
     reference="Kornblith et al. 2019, ICML", impl=cka_linear))
 register(MetricInfo(
     name="cka_linear_debiased", range=(-1.0, 1.0), symmetric=True, invariances=ROTATION_SCALE_SHIFT,
     needs="activations", options={},
     description="Linear CKA with the unbiased HSIC estimator (U-centring); ~0 for independent "
                 "representations, may be negative; needs n >= 4.",
+    preconditions="Needs n >= 4 probes and non-constant members; informative at any n / d "
+                  "(independent members give ~0), though noisy when n is small.",
     reference="Song et al. 2012, JMLR; Szekely & Rizzo 2014, Ann. Stat.", impl=cka_linear_debiased))
 register(MetricInfo(
     name="cka_rbf", range=(0.0, 1.0), symmetric=True, invariances=ROTATION_SCALE_SHIFT,
     needs="activations", options={"bandwidth": 0.8},
     description="RBF-kernel CKA; sigma = bandwidth x median pairwise Euclidean distance.",
+    preconditions="Needs non-constant members with a non-zero median pairwise distance; "
+                  "uninformative when the kernel is all ones or the identity (e.g. most probes "
+                  "duplicated, or a bandwidth far from the data's scale).",
     reference="Kornblith et al. 2019, ICML", impl=cka_rbf))

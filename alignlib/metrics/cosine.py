@@ -34,4 +34,6 @@ register(MetricInfo(
     needs="end_to_end", options={},
     description="Cosine similarity of flattened end-to-end maps (reps (S, d_in, d_out) or (S, d)); "
                 "orthogonal/permutation invariance only when applied to both members.",
+    preconditions="Needs the end-to-end maps of linear networks (stored at the last layer only); "
+                  "informative whenever the maps are non-zero.",
     reference="", impl=cosine_end_to_end))

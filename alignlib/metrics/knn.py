@@ -136,11 +136,17 @@ register(MetricInfo(
     description="1 - information imbalance, Delta(A->B) = (2/n)(mean rank in B of A's k nearest "
                 "neighbours - (k+1)/2); direction 'symmetric' (mean of both, default), 'a_to_b' "
                 "or 'b_to_a' (the last two are asymmetric).",
+    preconditions="Needs 1 <= k < n and neighbour ranks not decided by ties: uninformative where, "
+                  "for most probes, the k-th and (k+1)-th Euclidean distances agree to within the "
+                  "storage dtype's rounding (duplicated probes, quantised or collapsed layers).",
     reference="Glielmo et al. 2022, PNAS Nexus", impl=information_imbalance))
 register(MetricInfo(
     name="neighborhood_overlap", range=(0.0, 1.0), symmetric=True, invariances=ROTATION_SCALE_SHIFT,
     needs="activations", options={"k": 10},
     description="Mean fraction of shared k nearest neighbours (Euclidean).",
+    preconditions="Needs 1 <= k < n and neighbour sets not decided by ties: uninformative where, "
+                  "for most probes, the k-th and (k+1)-th Euclidean distances agree to within the "
+                  "storage dtype's rounding (duplicated probes, quantised or collapsed layers).",
     reference="e.g. Huh et al. 2024; Klabunde et al. 2023 (survey)", impl=neighborhood_overlap))
 register(MetricInfo(
     name="mutual_knn", range=(0.0, 1.0), symmetric=True,
@@ -148,4 +154,8 @@ register(MetricInfo(
     needs="activations", options={"k": 10},
     description="Mean fraction of shared k nearest neighbours by cosine similarity of "
                 "L2-normalised probe vectors.",
+    preconditions="Needs 1 <= k < n and cosine neighbour sets not decided by ties: uninformative "
+                  "where, for most probes, the k-th and (k+1)-th cosine similarities agree to within "
+                  "the storage dtype's rounding, e.g. a (near) rank-one layer whose probe vectors "
+                  "are all (anti)parallel, a single-unit layer, or mostly silent ReLU probes.",
     reference="Huh et al. 2024, ICML", impl=mutual_knn))

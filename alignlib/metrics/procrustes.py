@@ -92,4 +92,7 @@ register(MetricInfo(
     description="Orthogonal Procrustes similarity of centred, unit-norm members: ||A^T B||_* "
                 "= 1 - d^2/2 with d the Procrustes distance (kind='nuclear', default), or "
                 "1 - (2/pi) arccos(||A^T B||_*) (kind='angular').",
+    preconditions="Needs members that are not constant over probes; like linear CKA it scores "
+                  "independent members high when n << d, so read it against a permutation "
+                  "baseline there.",
     reference="Schoenemann 1966; Williams et al. 2021, NeurIPS", impl=procrustes))

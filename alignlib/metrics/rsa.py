@@ -71,4 +71,7 @@ register(MetricInfo(
     invariances=frozenset({"isotropic_scaling", "permutation"}),
     needs="activations", options={"method": "spearman"},
     description="Spearman (default) or Pearson correlation between correlation-distance RDMs.",
+    preconditions="Needs >= 2 units, >= 3 probes and a non-constant RDM; probes constant across "
+                  "units count as uncorrelated with all others, so a layer where most probes are "
+                  "silent is dominated by that convention.",
     reference="Kriegeskorte et al. 2008", impl=rsa))
