@@ -71,8 +71,9 @@ def compute_alignment(cube: xr.Dataset, metrics: list[str], metric_options: dict
             "pair": np.arange(len(ia)), "seed_a": ("pair", seeds[ia]), "seed_b": ("pair", seeds[ib]),
         },
     )
-    for name in ("train_error", "test_error", "steps", "converged"):
-        ds[name] = cube[name].transpose("snr", "n", "seed")
+    for name in ("train_error", "test_error", "steps", "converged", "noise_fit"):
+        if name in cube:
+            ds[name] = cube[name].transpose("snr", "n", "seed")
     ds.attrs.update(cube.attrs)
     ds.attrs["alignlib_version"] = __version__
     ds.attrs["alignment_note"] = (
@@ -83,10 +84,24 @@ def compute_alignment(cube: xr.Dataset, metrics: list[str], metric_options: dict
 
 
 def pair_mean(alignment: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
-    """Mean over pairs and its standard error (std over pairs / sqrt(pairs))."""
-    mean = alignment.mean("pair")
-    sem = alignment.std("pair", ddof=1) / np.sqrt(alignment.sizes["pair"])
-    return mean, sem
+    """Mean over pairs and its standard error from the delete-one-member jackknife.
+
+    Pairs share members, so the pair standard deviation / sqrt(#pairs) is too small; the
+    jackknife resamples members, the unit of replication (alignlib.members). With fewer
+    than 3 members the error is NaN.
+    """
+    from .members import jackknife_pair_mean, pair_index
+
+    ia, ib, S = pair_index(alignment["seed_a"].values, alignment["seed_b"].values,
+                           np.union1d(alignment["seed_a"].values, alignment["seed_b"].values))
+    moved = alignment.transpose(..., "pair")
+    dims = moved.dims[:-1]
+    coords = {k: v for k, v in moved.coords.items() if "pair" not in v.dims}
+    if S < 3:
+        mean, se = moved.values.mean(-1), np.full(moved.shape[:-1], np.nan)
+    else:
+        mean, se = jackknife_pair_mean(moved.values, ia, ib, S)
+    return xr.DataArray(mean, coords=coords, dims=dims), xr.DataArray(se, coords=coords, dims=dims)
 
 
 def primary_layer(ds: xr.Dataset, metric: str) -> str:

@@ -17,6 +17,7 @@ from . import __version__
 from .networks import Architecture, end_to_end, forward, init_member, stack_members
 from .noise import SNR_DEFINITIONS, corrupt, member_noise_rng
 from .seeding import stream
+from .threshold import noise_fit_definition
 from .training import chunked_forward, train_ensemble
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -128,6 +129,7 @@ def train_members(task, cfg, data, n, members, device, log=sys.stderr):
     y = np.stack([s[1] for s in sets])
     y = torch.as_tensor(y, device=device) if y.dtype.kind == "i" else torch.as_tensor(y, dtype=dtype, device=device)
     params = stack_members([member_init(task, cfg, arch, s, n, k) for s, k in members], dtype, device)
+    noise_scale = noise_variance_scale(cfg, data, [s for s, _ in members], y)
     t0 = time.perf_counter()
 
     def progress(step, active):
@@ -138,7 +140,8 @@ def train_members(task, cfg, data, n, members, device, log=sys.stderr):
     batch_seed = int(stream(cfg["base_seed"], task, "minibatch_order", int(n)).integers(2**62))
     result = train_ensemble(
         arch, params, x, y, optimizer=tcfg["optimizer"], lr=tcfg["lr"], max_steps=tcfg["max_steps"],
-        tol=tcfg["tol"], loss=loss, fit_tol=tcfg["fit_tol"], batch_size=batch_size, batch_seed=batch_seed,
+        tol=tcfg["tol"], loss=loss, fit_tol=tcfg["fit_tol"], fit_scale=noise_scale, batch_size=batch_size,
+        batch_seed=batch_seed,
         progress=progress,
     )
     with torch.no_grad():
@@ -151,14 +154,47 @@ def train_members(task, cfg, data, n, members, device, log=sys.stderr):
           f"steps {int(result.steps.min())}-{int(result.steps.max())}", file=log, flush=True)
     # classification: 0-1 error against the member's own (noisy) labels, whatever the loss
     train_target = y.argmax(-1) if is_classification(data) and y.dtype != torch.long else y
-    return arch, result, _errors(train_out, train_target), test_error
+    train_error = _errors(train_out, train_target)
+    fit = noise_fit(cfg, data, n, train_out, train_target, train_error, noise_scale)
+    return arch, result, train_error, test_error, fit
+
+
+def noise_variance_scale(cfg: dict, data: xr.Dataset, snrs, y: torch.Tensor):
+    """Per member, the expected squared norm of its target noise, out_dim * sigma^2 (target_gaussian
+    noise with float targets), else None: a regression train MSE divided by it is the fraction of the
+    noise left unmemorised."""
+    if cfg["noise"]["kind"] != "target_gaussian" or y.dtype == torch.long:
+        return None
+    sigma2 = float(data.attrs["target_variance"]) / np.asarray(snrs, dtype=np.float64)
+    return torch.as_tensor(y.shape[-1] * sigma2, dtype=y.dtype, device=y.device)
+
+
+def noise_fit(cfg: dict, data: xr.Dataset, n: int, train_out, train_target, train_error, noise_scale) -> np.ndarray:
+    """Per member, how much of its own noise it has *not* memorised (alignlib.threshold):
+
+    target_gaussian: train MSE / (out_dim sigma^2); label_flip: the fraction of its flipped labels
+    it does not reproduce (its 0-1 train error when none was flipped); otherwise the train error
+    over the clean target variance (0-1 error for labels).
+    """
+    if noise_scale is not None:
+        return train_error / noise_scale.double().cpu().numpy()
+    if cfg["noise"]["kind"] == "label_flip":
+        clean = torch.as_tensor(data["train_label"].values[:n], device=train_target.device)
+        flipped = train_target != clean  # (B, n)
+        missed = (train_out.argmax(-1) != train_target) & flipped
+        count = flipped.sum(-1)
+        frac = missed.sum(-1).double() / count.clamp_min(1).double()
+        return torch.where(count > 0, frac, torch.as_tensor(train_error, device=frac.device)).cpu().numpy()
+    if train_target.dtype == torch.long:
+        return np.asarray(train_error)
+    return np.asarray(train_error) / float(data.attrs["target_variance"])
 
 
 def train_grid_n(task: str, cfg: dict, data: xr.Dataset, n: int, device, log=sys.stderr) -> xr.Dataset:
     """Train all (snr, seed) members at one n (they share X) and return their weights and errors."""
     snrs, seeds = [float(s) for s in cfg["snr"]], list(range(cfg["seeds"]))
     members = [(s, k) for s in snrs for k in seeds]
-    arch, result, train_err, test_err = train_members(task, cfg, data, n, members, device, log)
+    arch, result, train_err, test_err, fit = train_members(task, cfg, data, n, members, device, log)
     shape = (len(snrs), len(seeds))
     variables = {}
     for i, p in enumerate(result.params):
@@ -167,7 +203,7 @@ def train_grid_n(task: str, cfg: dict, data: xr.Dataset, n: int, device, log=sys
         variables[f"param{i}"] = (dims, p)
     for name, values in [("steps", result.steps), ("converged", result.converged.astype(np.int8)),
                          ("criterion", result.criterion), ("train_error", train_err),
-                         ("test_error", test_err)]:
+                         ("test_error", test_err), ("noise_fit", fit)]:
         variables[name] = (("snr", "seed"), np.asarray(values).reshape(shape))
     ds = xr.Dataset(variables, coords={"snr": snrs, "seed": seeds})
     return ds.expand_dims(n=[int(n)])
@@ -193,6 +229,7 @@ def model_attrs(task: str, cfg: dict, data: xr.Dataset) -> dict:
         "test_error_definition": "0-1 error on the clean test labels" if classification else "MSE on the clean test targets",
         "target": "classification" if classification else "regression",
         "target_variance": float(data.attrs["target_variance"]),
+        "noise_fit_definition": noise_fit_definition(noise["kind"], "classification" if classification else "regression"),
         "loss": loss_of(cfg, data),
         "alignlib_version": __version__,
     }
@@ -231,8 +268,9 @@ def extract_activations(cfg: dict, data: xr.Dataset, models: xr.Dataset, device,
         },
         coords={"snr": snrs, "n": ns, "seed": seeds, "layer": arch.layer_names},
     )
-    for name in ("train_error", "test_error", "steps", "converged"):
-        ds[name] = models[name].transpose("snr", "n", "seed")
+    for name in ("train_error", "test_error", "steps", "converged", "noise_fit"):
+        if name in models:
+            ds[name] = models[name].transpose("snr", "n", "seed")
     if arch.is_linear:
         e2e = np.stack(e2e).reshape(len(snrs), len(ns), len(seeds), *e2e[0].shape[1:])
         ds["end_to_end"] = (("snr", "n", "seed", "output", "feature"), e2e)

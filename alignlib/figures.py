@@ -78,14 +78,25 @@ def _snr_colors(snrs):
     return [cmap(x) for x in np.linspace(0.0, 0.9, len(snrs))]
 
 
-def _mark_thresholds(ax, thresholds, snrs, colors):
-    """Short dashed vertical lines at each SNR's detected interpolation threshold, in its colour."""
-    if thresholds is None:
+def _mark_thresholds(ax, ds, snrs, colors):
+    """Per SNR, in its colour along the bottom of the panel: the interpolation threshold's interval
+    (a bar from its low to its high end; open ends reach the panel's edge) and the test-error
+    peak (a triangle), both from ``ds`` (alignlib.threshold.task_thresholds)."""
+    if "interpolation_threshold_low" not in ds:
         return
-    for snr, color in zip(snrs, colors):
-        t = float(thresholds.sel(snr=snr))
-        if np.isfinite(t):
-            ax.axvline(t, color=color, ls=(0, (4, 3)), lw=1.0, alpha=0.8)
+    trans = matplotlib.transforms.blended_transform_factory(ax.transData, ax.transAxes)
+    lo_edge, hi_edge = float(ds["n"].min()) / 1.5, float(ds["n"].max()) * 1.5
+    for k, (snr, color) in enumerate(zip(snrs, colors)):
+        y = 0.03 + 0.03 * k
+        th = ds.sel(snr=snr)
+        if np.isfinite(float(th["interpolation_threshold"])):
+            lo, hi = float(th["interpolation_threshold_low"]), float(th["interpolation_threshold_high"])
+            ax.plot([lo if np.isfinite(lo) else lo_edge, hi if np.isfinite(hi) else hi_edge], [y, y],
+                    color=color, lw=2.5, solid_capstyle="butt", transform=trans, alpha=0.9)
+        if "test_error_peak" in ds and np.isfinite(float(th["test_error_peak"])):
+            ax.plot([float(th["test_error_peak"])], [y], marker="v", color=color, ms=5, mec="k", mew=0.4,
+                    transform=trans, ls="none")
+    ax.set_xlim(lo_edge, hi_edge)
 
 
 def _curves_vs_n(ax, values, snrs, colors, theory=None, metric=None):
@@ -100,62 +111,78 @@ def _curves_vs_n(ax, values, snrs, colors, theory=None, metric=None):
     ax.grid(alpha=0.3)
 
 
-def _threshold_legend(ax, threshold, thresholds, theory):
+def _threshold_legend(ax, threshold, ds, theory):
     if threshold is not None:
         ax.axvline(threshold, color="0.3", ls=":", lw=1.2, label=f"n = {threshold:g} (d)")
-    if thresholds is not None and np.isfinite(thresholds).any():
-        ax.plot([], [], color="0.3", ls=(0, (4, 3)), lw=1, label="detected interpolation\nthreshold (per SNR)")
+    if ds is not None and "interpolation_threshold_low" in ds:
+        ax.plot([], [], color="0.3", lw=2.5, label="interpolation threshold,\n95% interval (per SNR)")
+        ax.plot([], [], color="0.3", marker="v", ls="none", ms=5, label="test-error peak (per SNR)")
     if theory is not None:
         ax.plot([], [], color="0.3", ls="--", lw=1, label="theory")
     ax.legend(fontsize=7, frameon=False)
 
 
-def alignment_vs_n(ds: xr.Dataset, *, threshold=None, theory=None, metrics=None):
-    """Mean ± s.e. over pairs against n (log axis), one curve per SNR, one panel per metric.
+def _excluded_note(fig, ds, layers=None):
+    """A footnote naming the metric/layer panels left out because the metric is uninformative there."""
+    if "alignment_note" not in ds:
+        return
+    notes = []
+    for metric in ds["metric"].values:
+        for layer in (layers or ds["layer"].values):
+            note = str(ds["alignment_note"].sel(metric=metric, layer=layer).values)
+            if note and not bool(np.isfinite(ds["alignment"].sel(metric=metric, layer=layer)).any()):
+                notes.append(f"{metric} ({layer}): {note}")
+    if notes:
+        fig.text(0.01, 0.0, "Not shown (uninformative by construction): " + "; ".join(notes), fontsize=6,
+                 va="top", wrap=True, color="0.35")
 
-    ``threshold``: a vertical line (e.g. n = d); the detected ``interpolation_threshold(snr)``
-    of ``ds``, when present, is marked per SNR; ``theory``: a DataArray theory(metric, snr, n)
-    drawn as dashed lines in the same colours.
+
+def alignment_vs_n(ds: xr.Dataset, *, threshold=None, theory=None, metrics=None):
+    """Mean over pairs ± member-jackknife s.e. against n (log axis), one curve per SNR, one panel per metric.
+
+    ``threshold``: a vertical line (e.g. n = d); each SNR's interpolation-threshold interval and
+    test-error peak (when ``ds`` has them) are drawn along the bottom; ``theory``: a DataArray
+    theory(metric, snr, n) drawn as dashed lines in the same colours. Metrics that are NaN
+    everywhere (uninformative by construction) are left out and named in a footnote.
     """
     panels = _panels(ds, metrics)
     fig, axes = _grid(len(panels))
     snrs = ds["snr"].values
     colors = _snr_colors(snrs)
-    thresholds = ds.get("interpolation_threshold")
     for ax, (metric, layer, values) in zip(axes, panels):
         _curves_vs_n(ax, values, snrs, colors, theory, metric)
-        _mark_thresholds(ax, thresholds, snrs, colors)
+        _mark_thresholds(ax, ds, snrs, colors)
         if threshold is not None:
             ax.axvline(threshold, color="0.3", ls=":", lw=1.2)
         ax.set_ylabel(metric_label(metric, layer))
-    _threshold_legend(axes[0], threshold, thresholds, theory)
+    _threshold_legend(axes[0], threshold, ds, theory)
+    _excluded_note(fig, ds, [primary_layer(ds, "")])
     fig.suptitle(f"{ds.attrs.get('task', '')}: alignment against sample size")
     fig.tight_layout(rect=(0, 0, 1, 0.97))  # room for the suptitle
     return fig
 
 
 def alignment_per_layer_vs_n(ds: xr.Dataset, metric: str = "cka_linear", *, threshold=None):
-    """One panel per layer: mean ± s.e. of ``metric`` against n, one curve per SNR."""
+    """One panel per layer: mean ± member-jackknife s.e. of ``metric`` against n, one curve per SNR."""
     layers = [str(x) for x in ds["layer"].values]
     fig, axes = _grid(len(layers), width=4.5)
     snrs = ds["snr"].values
     colors = _snr_colors(snrs)
-    thresholds = ds.get("interpolation_threshold")
     for ax, layer in zip(axes, layers):
         _curves_vs_n(ax, ds["alignment"].sel(metric=metric, layer=layer), snrs, colors)
-        _mark_thresholds(ax, thresholds, snrs, colors)
+        _mark_thresholds(ax, ds, snrs, colors)
         if threshold is not None:
             ax.axvline(threshold, color="0.3", ls=":", lw=1.2)
         ax.set_ylabel(metric_label(metric, layer))
         ax.set_title(layer)
-    _threshold_legend(axes[0], threshold, thresholds, None)
+    _threshold_legend(axes[0], threshold, ds, None)
     fig.suptitle(f"{ds.attrs.get('task', '')}: {METRIC_LABELS.get(metric, metric)} per layer")
     fig.tight_layout(rect=(0, 0, 1, 0.97))  # room for the suptitle
     return fig
 
 
 def alignment_vs_snr(ds: xr.Dataset, *, theory=None, metrics=None):
-    """Mean ± s.e. over pairs against SNR (log axis), one curve per n (colour bar), one panel per metric."""
+    """Mean over pairs ± member-jackknife s.e. against SNR (log axis), one curve per n (colour bar), one panel per metric."""
     panels = _panels(ds, metrics)
     fig, axes = _grid(len(panels))
     ns = ds["n"].values
@@ -185,7 +212,8 @@ def alignment_vs_test_error(ds: xr.Dataset, *, highlight=None, metrics=None):
     """Mean alignment against mean clean test error, one point per (snr, n).
 
     Colour = n, marker = SNR. ``highlight``: {metric: [((snr, n), (snr, n)), ...]} pairs
-    of grid points to connect (equal test error, different alignment).
+    of grid points to connect (equivalent test error, significantly different alignment:
+    alignlib.verdicts.decoupled_highlights).
     """
     panels = _panels(ds, metrics)
     fig, axes = _grid(len(panels))
@@ -203,7 +231,7 @@ def alignment_vs_test_error(ds: xr.Dataset, *, highlight=None, metrics=None):
             xs = [float(err.sel(snr=p[0], n=p[1])) for p in (a, b)]
             ys = [float(mean.sel(snr=p[0], n=p[1])) for p in (a, b)]
             ax.plot(xs, ys, color="red", lw=1.5, ls="-", zorder=0)
-            ax.annotate("equal error,\ndifferent alignment", (xs[1], ys[1]), fontsize=7, color="red",
+            ax.annotate("equivalent error,\ndifferent alignment", (xs[1], ys[1]), fontsize=7, color="red",
                         xytext=(5, 5), textcoords="offset points")
         ax.set_xscale("log")
         ax.set_xlabel("clean test error (mean over members)")
@@ -243,6 +271,6 @@ def theory_residuals(ds: xr.Dataset):
     axes[0].plot([], [], color="0.3", ls="--", lw=0.9, label="minus closed form")
     axes[0].plot([], [], color="0.3", marker="o", ms=3, lw=1.2, label="minus exact expectation\ngiven the data")
     axes[0].legend(fontsize=7, frameon=False)
-    fig.suptitle(f"{ds.attrs.get('task', '')}: simulation minus theory (error bars: s.e. over pairs)")
+    fig.suptitle(f"{ds.attrs.get('task', '')}: simulation minus theory (error bars: member-jackknife s.e.)")
     fig.tight_layout(rect=(0, 0, 1, 0.97))  # room for the suptitle
     return fig

@@ -1,53 +1,175 @@
-"""The empirical interpolation threshold: the largest n at which members still fit their data."""
+"""The interpolation threshold and the test-error peak, each with a member-bootstrap interval.
+
+A member *interpolates* when it has memorised its own noise, measured by its
+``noise_fit`` (recorded at training, see :func:`noise_fit_definition`):
+
+* ``target_gaussian`` regression: train MSE / sigma^2, sigma^2 the member's own noise
+  variance. A member reproducing its noisy targets scores ~0; one predicting the clean
+  target exactly, memorising none of the noise, scores ~1 (whatever the SNR).
+* ``label_flip``: the fraction of the member's flipped training labels it does *not*
+  reproduce (0 when every flipped label is memorised, 1 when none is).
+* other noise (``input_gaussian``): train MSE / Var(clean target), 0-1 error for labels.
+
+It interpolates when ``noise_fit <= tol``. A grid point interpolates when at least
+``quorum`` of its members do, and the threshold of an SNR is the largest n such that
+every n up to it interpolates (a lucky fit at a large n does not move it). On a discrete
+grid the threshold lies between that n and the next grid point, so its interval spans at
+least that gap; the bootstrap over members (resampled independently per grid point)
+widens it where the quorum is close.
+
+The second, independent estimate is the location of the test-error peak (double descent):
+the n maximising the mean clean test error, with a member-bootstrap interval.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import xarray as xr
 
+from .members import resample_members
+
+
+def noise_fit_definition(noise: str, target: str) -> str:
+    if noise == "target_gaussian" and target == "regression":
+        return "train MSE on the member's noisy targets / sigma^2 (its noise variance): 0 = noise memorised"
+    if noise == "label_flip":
+        return "fraction of the member's flipped training labels it does not reproduce: 0 = all memorised"
+    if noise == "target_gaussian":
+        return "train MSE on the member's noisy one-hot targets / sigma^2 (its noise variance): 0 = noise memorised"
+    return ("train error relative to the clean target variance (0-1 error for labels); "
+            "this noise process leaves the targets clean")
+
 
 def fits(train_error: xr.DataArray, tol: float, scale=1.0, quorum: float = 0.5) -> xr.DataArray:
-    """Whether the members at each (snr, n) fit their noisy training set.
-
-    A member fits when train_error / scale <= tol (``scale`` normalises a regression MSE by the
-    variance of the noisy targets; use 1 for a 0-1 error). A grid point fits when at least
-    ``quorum`` of its members do.
-    """
+    """Whether the members at each (snr, n) interpolate: a ``quorum`` of them has error / scale <= tol."""
     return ((train_error / scale) <= tol).mean("seed") >= quorum
 
 
-def interpolation_threshold(train_error: xr.DataArray, tol: float, scale=1.0, quorum: float = 0.5) -> xr.DataArray:
-    """Per SNR, the largest n of the grid such that every n up to it fits (NaN when the smallest n does not).
+def _prefix_position(fitted: np.ndarray) -> np.ndarray:
+    """Index of the last True of the leading all-True run along the last axis (-1: none)."""
+    return np.cumprod(fitted, axis=-1).sum(-1) - 1
 
-    Requiring the whole prefix to fit keeps a lucky fit at a large n from moving the threshold.
-    """
-    fitted = fits(train_error, tol, scale, quorum).transpose("snr", "n")
+
+def interpolation_threshold(train_error: xr.DataArray, tol: float, scale=1.0, quorum: float = 0.5) -> xr.DataArray:
+    """Per SNR, the largest n of the grid such that every n up to it interpolates (NaN when the smallest n does not)."""
+    fitted = fits(train_error, tol, scale, quorum).transpose("snr", "n").sortby("n")
     ns = fitted["n"].values
-    order = np.argsort(ns)
-    values = []
-    for row in fitted.values[:, order]:
-        prefix = np.cumprod(row).astype(bool)
-        values.append(float(ns[order][prefix].max()) if prefix.any() else np.nan)
+    pos = _prefix_position(fitted.values.astype(int))
+    values = np.where(pos >= 0, ns[np.clip(pos, 0, None)], np.nan).astype(float)
     out = xr.DataArray(values, coords={"snr": fitted["snr"].values}, dims="snr", name="interpolation_threshold")
     out.attrs["definition"] = (f"largest n such that at every n' <= n at least {quorum:g} of the members have "
-                               f"train error / scale <= {tol:g}")
+                               f"noise_fit <= {tol:g}")
+    return out
+
+
+def _grid_interval(positions: np.ndarray, upper: np.ndarray, level: float):
+    """Percentile bounds (lower of ``positions``, upper of ``upper``) over the last axis."""
+    a = (1.0 - level) / 2.0
+    lo = np.quantile(positions, a, axis=-1, method="lower")
+    hi = np.quantile(upper, 1.0 - a, axis=-1, method="higher")
+    return lo, hi
+
+
+def _to_n(ns: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """Grid position -> n, NaN outside the grid (below the first or beyond the last n)."""
+    pos = np.asarray(pos)
+    inside = (pos >= 0) & (pos < len(ns))
+    return np.where(inside, ns[np.clip(pos, 0, len(ns) - 1)], np.nan).astype(float)
+
+
+def threshold_with_interval(noise_fit: xr.DataArray, tol: float, *, quorum: float = 0.5, n_boot: int = 1000,
+                            level: float = 0.95, seed: int = 0) -> xr.Dataset:
+    """``interpolation_threshold(snr)`` with its member-bootstrap interval.
+
+    Returns ``interpolation_threshold`` (the last interpolating n), ``first_non_interpolating_n``,
+    and ``interpolation_threshold_low`` / ``_high``: the lower ``level`` percentile of the
+    bootstrap threshold and the upper percentile of the bootstrap first non-interpolating n,
+    never narrower than [threshold, first non-interpolating n]. NaN bounds lie outside the grid
+    (low: below the smallest n; high: beyond the largest n).
+    """
+    nf = noise_fit.transpose("snr", "n", "seed").sortby("n")
+    ns, snrs = nf["n"].values, nf["snr"].values
+    ok = np.asarray(nf.values <= tol, dtype=float)  # NaN noise_fit (e.g. diverged) never interpolates
+    S = ok.shape[-1]
+    pos = _prefix_position(ok.mean(-1) >= quorum)
+    idx = resample_members(np.random.default_rng(seed), (len(snrs), len(ns), n_boot), S)  # (snr, n, B, S)
+    boot_ok = np.take_along_axis(ok[:, :, None, :], idx, axis=-1).mean(-1) >= quorum  # (snr, n, B)
+    boot_pos = _prefix_position(np.moveaxis(boot_ok, -1, 1))  # (snr, B)
+    lo, hi = _grid_interval(boot_pos, boot_pos + 1, level)
+    lo, hi = np.minimum(lo, pos), np.maximum(hi, pos + 1)
+    out = xr.Dataset(
+        {"interpolation_threshold": ("snr", _to_n(ns, pos)),
+         "first_non_interpolating_n": ("snr", _to_n(ns, pos + 1)),
+         "interpolation_threshold_low": ("snr", _to_n(ns, lo)),
+         "interpolation_threshold_high": ("snr", _to_n(ns, hi))},
+        coords={"snr": snrs})
+    out["interpolation_threshold"].attrs["definition"] = (
+        f"largest n such that at every n' <= n at least {quorum:g} of the members interpolate "
+        f"(noise_fit <= {tol:g}); NaN when the smallest n does not")
+    out["interpolation_threshold_low"].attrs["definition"] = (
+        f"lower end of the {level:.0%} member-bootstrap interval of the threshold ({n_boot} replicates, "
+        "members resampled per grid point); NaN: below the smallest n of the grid")
+    out["interpolation_threshold_high"].attrs["definition"] = (
+        f"upper end of the {level:.0%} member-bootstrap interval: at least the first grid n that does not "
+        "interpolate; NaN: beyond the largest n of the grid")
+    return out
+
+
+def double_descent_peak(test_error: xr.DataArray, *, n_boot: int = 1000, level: float = 0.95, seed: int = 1) -> xr.Dataset:
+    """Per SNR, the n maximising the mean clean test error (double descent), with a member-bootstrap interval.
+
+    ``test_error_peak_at_edge`` is 1 where the maximum sits at the first or last n of the
+    grid (then it is not a peak inside the grid). NaN test errors are ignored in the means.
+    """
+    te = test_error.transpose("snr", "n", "seed").sortby("n")
+    ns, snrs = te["n"].values, te["snr"].values
+    values = te.values
+    S = values.shape[-1]
+    mean = np.nanmean(values, -1)
+    rng = np.random.default_rng(seed)
+    idx = resample_members(rng, (len(snrs), len(ns), n_boot), S)
+    boot = np.nanmean(np.take_along_axis(values[:, :, None, :], idx, axis=-1), -1)  # (snr, n, B)
+    finite = np.isfinite(mean).any(-1)
+    pos = np.where(finite, np.argmax(np.where(np.isfinite(mean), mean, -np.inf), -1), -1)
+    boot_pos = np.argmax(np.where(np.isfinite(boot), boot, -np.inf), axis=1)  # (snr, B)
+    lo, hi = _grid_interval(boot_pos, boot_pos, level)
+    out = xr.Dataset(
+        {"test_error_peak": ("snr", np.where(finite, _to_n(ns, pos), np.nan)),
+         "test_error_peak_low": ("snr", np.where(finite, _to_n(ns, lo), np.nan)),
+         "test_error_peak_high": ("snr", np.where(finite, _to_n(ns, hi), np.nan)),
+         "test_error_peak_at_edge": ("snr", ((pos == 0) | (pos == len(ns) - 1)).astype(np.int8))},
+        coords={"snr": snrs})
+    out["test_error_peak"].attrs["definition"] = (
+        "n maximising the mean clean test error over members (double descent); interval: "
+        f"{level:.0%} member bootstrap ({n_boot} replicates)")
     return out
 
 
 def noisy_target_scale(table: xr.Dataset):
-    """What a regression train MSE is divided by: the expected variance of the noisy targets.
-
-    target_gaussian noise: Var(clean) * (1 + 1/snr); other noise: Var(clean). Classification
-    errors are already fractions (scale 1).
-    """
-    if table.attrs.get("target") == "classification":
+    """The noise variance sigma^2 of ``target_gaussian`` regression (Var(clean) / snr), else Var(clean) or 1."""
+    if table.attrs.get("target") == "classification" and table.attrs.get("noise") != "target_gaussian":
         return 1.0
     variance = float(table.attrs["target_variance"])
     if table.attrs.get("noise") == "target_gaussian":
-        return variance * (1.0 + 1.0 / table["snr"])
+        return variance / table["snr"]
     return variance
 
 
-def task_interpolation_threshold(table: xr.Dataset, tol: float) -> xr.DataArray:
-    """interpolation_threshold(snr) of a task from its recorded train errors."""
-    return interpolation_threshold(table["train_error"], tol, scale=noisy_target_scale(table))
+def noise_fit_of(table: xr.Dataset) -> xr.DataArray:
+    """The recorded ``noise_fit(snr, n, seed)``; for tables from before it was recorded, the train
+    error over the noise variance (target noise only)."""
+    if "noise_fit" in table:
+        return table["noise_fit"]
+    if table.attrs.get("noise") == "label_flip":
+        raise ValueError("this table has no noise_fit: label-flip interpolation needs the flipped labels "
+                         "reproduced, recorded at training; re-run the train rule")
+    return table["train_error"] / noisy_target_scale(table)
+
+
+def task_thresholds(table: xr.Dataset, tol: float, *, quorum: float = 0.5, n_boot: int = 1000,
+                    level: float = 0.95) -> xr.Dataset:
+    """The threshold and the test-error peak of a task's table, with intervals and definitions."""
+    out = threshold_with_interval(noise_fit_of(table), tol, quorum=quorum, n_boot=n_boot, level=level)
+    out = out.merge(double_descent_peak(table["test_error"], n_boot=n_boot, level=level))
+    out.attrs["noise_fit_definition"] = noise_fit_definition(table.attrs.get("noise", ""), table.attrs.get("target", ""))
+    return out

@@ -27,8 +27,8 @@ Stopping rules (a member stops at the first that holds, or at max_steps):
   |P grad_beta| / |beta| < tol (it is 0 exactly at the minimum-norm fit, whatever
   the optimizer); for other networks the relative gradient norm |grad| / |theta| < tol;
 - fit (when ``fit_tol`` is given): the training error is at most fit_tol
-  (regression: MSE over the variance of the member's noisy targets; classification:
-  0-1 error).
+  (regression: MSE over ``fit_scale``, the member's noise variance in the pipeline, else
+  the variance of its noisy targets; classification: 0-1 error).
 """
 
 from __future__ import annotations
@@ -124,6 +124,7 @@ def train_ensemble(
     tol: float = 1e-7,
     loss: str = "mse",
     fit_tol: float | None = None,
+    fit_scale: torch.Tensor | None = None,
     batch_size: int | None = None,
     batch_seed: int = 0,
     progress=None,
@@ -138,6 +139,10 @@ def train_ensemble(
     ``batch_seed`` and shared by all members (so a member's result does not depend on its
     batch). Then the gradient-norm rule is off and the fit rule is checked once per epoch on
     the whole training set.
+
+    ``fit_scale`` (B,): what a regression training MSE is divided by in the fit rule, e.g. each
+    member's noise variance, so that "fits" means "has memorised its noise"; default: the
+    variance of the member's noisy targets.
     """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; known: {list(OPTIMIZERS)}")
@@ -160,7 +165,8 @@ def train_ensemble(
         cross = torch.matmul(x.transpose(-1, -2), y) / x.shape[-2]
     target_scale = None
     if fit_tol is not None and y.dtype != torch.long:
-        target_scale = y.var(dim=-2, unbiased=False).sum(-1).clamp_min(1e-300)
+        target_scale = (y.var(dim=-2, unbiased=False).sum(-1) if fit_scale is None
+                        else torch.as_tensor(fit_scale, dtype=dtype, device=device)).clamp_min(1e-300)
     if optimizer == "adam":
         m = [torch.zeros_like(p) for p in params]
         v = [torch.zeros_like(p) for p in params]

@@ -45,7 +45,7 @@ def task_figures(task):
 
 
 def all_outputs():
-    outputs = [f"{RESULTS}/summary.csv"]
+    outputs = [f"{RESULTS}/summary.csv", f"{RESULTS}/verdicts.csv"]
     for task in config["tasks"]:
         outputs += task_figures(task)
         if has_linear_theory(config["tasks"][task]):

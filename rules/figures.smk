@@ -64,7 +64,11 @@ rule summary:
     input:
         expand(f"{RESULTS}/{{task}}/alignment.nc", task=list(config["tasks"])),
     output:
-        report(f"{RESULTS}/summary.csv", caption="../report/summary.rst", category="summary"),
+        summary=report(f"{RESULTS}/summary.csv", caption="../report/summary.rst", category="summary"),
+        verdicts=report(f"{RESULTS}/verdicts.csv", caption="../report/verdicts.rst", category="summary"),
+    params:
+        tasks=list(config["tasks"]),
+        primary_metrics={name: task["primary_metric"] for name, task in config["tasks"].items()},
     log:
         f"{RESULTS}/logs/summary.log",
     threads: 1

@@ -1,6 +1,5 @@
 """Rule figures: the task's alignment figures."""
 from alignlib.alignment import dense_linear_theory, linear_input_dim
-from alignlib.claims import equal_error_different_alignment
 from alignlib.cubes import read_netcdf
 from alignlib.figures import (
     alignment_per_layer_vs_n,
@@ -10,6 +9,7 @@ from alignlib.figures import (
     save_figure,
 )
 from alignlib.runlog import log_to
+from alignlib.verdicts import decoupled_highlights
 
 with log_to(snakemake.log[0]):
     table = read_netcdf(snakemake.input.alignment)
@@ -18,6 +18,6 @@ with log_to(snakemake.log[0]):
     dense = dense_linear_theory(table) if has_theory else None
     save_figure(alignment_vs_n(table, threshold=d, theory=dense), snakemake.output.n)
     save_figure(alignment_vs_snr(table, theory=table["theory"] if has_theory else None), snakemake.output.snr)
-    _, highlight = equal_error_different_alignment(table)
+    highlight = decoupled_highlights(table)
     save_figure(alignment_vs_test_error(table, highlight=highlight), snakemake.output.error)
     save_figure(alignment_per_layer_vs_n(table, threshold=d), snakemake.output.layers)

@@ -124,7 +124,7 @@ def test_large_init_departs_from_minimum_norm_solution(default_linear):
     deviations = {}
     for scale in (1e-3, 1.0):
         big = dict(cfg, network=dict(cfg["network"], init_scale=scale))
-        arch, result, _, _ = train_members(TASK, big, data, n, [(10.0, 0)], "cpu", log=io.StringIO())
+        arch, result, _, _, _ = train_members(TASK, big, data, n, [(10.0, 0)], "cpu", log=io.StringIO())
         w1_init = member_init(TASK, big, arch, 10.0, n, 0)[0]
         w1 = result.params[0][0].numpy()
         np.testing.assert_allclose(w1 @ outside, w1_init @ outside, atol=1e-10)  # never moved

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import xarray as xr
 
 from alignlib.threshold import interpolation_threshold
@@ -34,3 +35,87 @@ def test_unsorted_n_grid():
     err = _errors([[[0, 1, 0, 0, 1]] * 2, [[0, 0, 0, 0, 0]] * 2], ns=(20, 80, 5, 10, 40))
     t = interpolation_threshold(err, tol=1e-3)
     assert t.sel(snr=1.0) == 20 and t.sel(snr=10.0) == 80
+
+
+# ---------------------------------------------------------------- noise-relative criterion and intervals
+import torch  # noqa: E402
+
+from alignlib.experiment import noise_fit, noise_variance_scale  # noqa: E402
+from alignlib.threshold import double_descent_peak, threshold_with_interval  # noqa: E402
+
+
+def _regression_data(n=200, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.normal(size=(n, 1))
+    return xr.Dataset({"train_y": (("sample", "output"), y)}, attrs={"target_variance": 1.0}), y
+
+
+def test_member_predicting_the_clean_target_at_snr_100_does_not_interpolate():
+    """It memorises none of its noise: noise_fit ~ 1, far above tol, although its train MSE over the
+    variance of the noisy targets is 1 / (1 + SNR) ~ 0.0099 (the old criterion called that a fit)."""
+    snr, n = 100.0, 2000
+    data, clean = _regression_data(n)
+    noisy = clean + np.random.default_rng(1).normal(size=clean.shape) * np.sqrt(1.0 / snr)
+    cfg = {"noise": {"kind": "target_gaussian"}}
+    y = torch.as_tensor(noisy[None])
+    scale = noise_variance_scale(cfg, data, [snr], y)
+    mse = np.array([((clean - noisy) ** 2).sum(-1).mean()])
+    fit = noise_fit(cfg, data, n, torch.as_tensor(clean[None]), y, mse, scale)
+    assert fit[0] == pytest.approx(1.0, abs=0.1) and fit[0] > 0.01
+    assert mse[0] / noisy.var() <= 0.0105  # what the old, clean-target-biased criterion saw
+    memorised = noise_fit(cfg, data, n, y, y, np.zeros(1), scale)
+    assert memorised[0] == 0.0
+
+
+def test_label_flip_member_predicting_clean_labels_does_not_interpolate():
+    rng = np.random.default_rng(2)
+    clean = rng.integers(0, 10, size=500)
+    noisy = clean.copy()
+    flip = rng.random(500) < 0.2
+    noisy[flip] = (clean[flip] + 1) % 10
+    data = xr.Dataset({"train_label": ("sample", clean)})
+    cfg = {"noise": {"kind": "label_flip"}}
+    predicts_clean = torch.nn.functional.one_hot(torch.as_tensor(clean), 10).double()[None]
+    err = np.array([flip.mean()])
+    fit = noise_fit(cfg, data, 500, predicts_clean, torch.as_tensor(noisy[None]), err, None)
+    assert fit[0] == 1.0  # not one flipped label reproduced
+    memorises = torch.nn.functional.one_hot(torch.as_tensor(noisy), 10).double()[None]
+    assert noise_fit(cfg, data, 500, memorises, torch.as_tensor(noisy[None]), np.zeros(1), None)[0] == 0.0
+
+
+def _noise_fit_table(ok, ns=(5, 10, 20, 40, 80)):
+    """ok[snr][seed][n] -> noise_fit 0 (interpolates) or 1."""
+    arr = np.where(np.array(ok, dtype=bool), 0.0, 1.0)
+    return xr.DataArray(arr.transpose(0, 2, 1), coords={"snr": [1.0, 10.0][:arr.shape[0]], "n": list(ns),
+                                                         "seed": range(arr.shape[1])}, dims=("snr", "n", "seed"))
+
+
+def test_threshold_interval_spans_at_least_the_grid_gap():
+    every = [[[1, 1, 1, 0, 0]] * 8]  # all 8 members interpolate up to n = 20, none beyond
+    out = threshold_with_interval(_noise_fit_table(every), tol=0.01, n_boot=200)
+    assert float(out["interpolation_threshold"][0]) == 20
+    assert float(out["interpolation_threshold_low"][0]) == 20 and float(out["interpolation_threshold_high"][0]) == 40
+    assert float(out["first_non_interpolating_n"][0]) == 40
+
+
+def test_threshold_interval_widens_where_the_quorum_is_close_and_opens_at_the_grid_edges():
+    close = [[[1, 1, 1, 1, 0]] * 4 + [[1, 1, 0, 0, 0]] * 4]  # at n = 20 and 40 exactly half interpolate
+    out = threshold_with_interval(_noise_fit_table(close), tol=0.01, n_boot=500)
+    assert float(out["interpolation_threshold"][0]) == 40
+    assert float(out["interpolation_threshold_low"][0]) == 10 and float(out["interpolation_threshold_high"][0]) == 80
+    all_fit = threshold_with_interval(_noise_fit_table([[[1] * 5] * 6]), tol=0.01, n_boot=50)
+    assert float(all_fit["interpolation_threshold"][0]) == 80 and np.isnan(all_fit["interpolation_threshold_high"][0])
+    none_fit = threshold_with_interval(_noise_fit_table([[[0] * 5] * 6]), tol=0.01, n_boot=50)
+    assert np.isnan(none_fit["interpolation_threshold"][0]) and np.isnan(none_fit["interpolation_threshold_low"][0])
+
+
+def test_double_descent_peak_with_interval():
+    rng = np.random.default_rng(3)
+    ns = [5, 10, 20, 40, 80, 160]
+    curve = np.array([1.0, 1.5, 3.0, 1.6, 1.1, 1.0])
+    err = curve[None, :, None] + 0.05 * rng.normal(size=(1, 6, 8))
+    te = xr.DataArray(err, coords={"snr": [1.0], "n": ns, "seed": range(8)}, dims=("snr", "n", "seed"))
+    out = double_descent_peak(te, n_boot=300)
+    assert float(out["test_error_peak"][0]) == 20
+    assert float(out["test_error_peak_low"][0]) == 20 and float(out["test_error_peak_high"][0]) == 20
+    assert int(out["test_error_peak_at_edge"][0]) == 0

@@ -86,7 +86,7 @@ def test_grid_member_recreated_alone_matches_batch(tiny_task):
     cfg, data = tiny_task
     batch = train_grid_n("linear_regression", cfg, data, 7, "cpu")
     snr, seed = 3.0, 2
-    _, alone, train_err, test_err = train_members("linear_regression", cfg, data, 7, [(snr, seed)], "cpu")
+    _, alone, train_err, test_err, _ = train_members("linear_regression", cfg, data, 7, [(snr, seed)], "cpu")
     for i, p in enumerate(alone.params):
         np.testing.assert_allclose(batch[f"param{i}"].sel(snr=snr, n=7, seed=seed).values, p[0].numpy(),
                                    rtol=0, atol=1e-10)

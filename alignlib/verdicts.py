@@ -1,0 +1,227 @@
+"""From the per-cell claim tests (alignlib.claims) to one verdict per claim and task.
+
+A verdict is ``holds``, ``fails`` or ``undecided`` (with the reason), for
+
+* claim 1 (alignment rises with SNR): ``fails`` when alignment decreases significantly with
+  SNR at some n; ``holds`` when no n decreases and more than half of the n increase
+  significantly (Holm across n); else ``undecided`` (most n flat). The flat n are named.
+* claim 2 (minimum near the interpolation threshold): per SNR ``holds`` / ``fails`` /
+  ``undecided`` (alignlib.claims.minimum_near_threshold); the task ``holds`` when it holds
+  at a majority of its SNRs, ``fails`` when more SNRs fail than hold, else ``undecided``.
+* claim 4 (stronger alignment does not mean lower test error): ``holds`` when some pair of
+  grid points has equivalent test errors and significantly different alignment; always
+  reported with the rank correlation between alignment and test error over the grid.
+
+The headline verdict of a task uses its primary metric (:func:`primary_metric`) at the
+layer the paper is about (the first hidden layer; the end-to-end map for
+``cosine_end_to_end``); every other informative (metric, layer) gets its own row, and the
+headline lists the metrics whose verdict agrees. Cells a metric cannot inform (NaN with
+``alignment_note``) are reported as ``excluded`` with the note, never as evidence.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .claims import ALPHA, decoupling, increases_with_snr, minimum_near_threshold, panel
+
+END_TO_END_METRICS = ("cosine_end_to_end",)
+CLAIMS = {1: "alignment increases with SNR", 2: "alignment minimal near the interpolation threshold",
+          4: "equal test error, different alignment"}
+
+
+def hidden_layers(ds: xr.Dataset) -> list[str]:
+    return [str(x) for x in ds["layer"].values][:-1]
+
+
+def panels_of(ds: xr.Dataset):
+    """(metric, layer, note) of every panel with values: hidden layers (and the output layer), e2e at output."""
+    layers = [str(x) for x in ds["layer"].values]
+    for metric in [str(m) for m in ds["metric"].values]:
+        for layer in ([layers[-1]] if metric in END_TO_END_METRICS else layers):
+            values = ds["alignment"].sel(metric=metric, layer=layer)
+            note = ""
+            if "alignment_note" in ds:
+                note = str(ds["alignment_note"].sel(metric=metric, layer=layer).values)
+            yield metric, layer, bool(np.isfinite(values).any()), note
+
+
+def primary_metric(ds: xr.Dataset, requested: str | None = None) -> tuple[str, str]:
+    """(metric, layer) of the headline verdict: ``requested`` when given and informative, else the
+    end-to-end cosine for a linear network, else linear CKA, else the first informative metric."""
+    informative = {(m, layer) for m, layer, ok, _ in panels_of(ds) if ok}
+    first_hidden = hidden_layers(ds)[0] if hidden_layers(ds) else str(ds["layer"].values[-1])
+    last = str(ds["layer"].values[-1])
+
+    def place(metric):
+        return (metric, last if metric in END_TO_END_METRICS else first_hidden)
+
+    order = ([requested] if requested else []) + ["cosine_end_to_end", "cka_linear"]
+    for metric in order:
+        if place(metric) in informative:
+            return place(metric)
+    for m, layer, ok, _ in panels_of(ds):
+        if ok and layer == first_hidden:
+            return m, layer
+    raise ValueError(f"task {ds.attrs.get('task')}: no metric has a finite value on the first hidden layer")
+
+
+def claim1_verdict(rows: list[dict]) -> tuple[str, str, float]:
+    calls = {r["n"]: r["call"] for r in rows}
+    decided = [n for n, c in calls.items() if c != "undecided"]
+    inc = [n for n in decided if calls[n] == "increases"]
+    dec = [n for n in decided if calls[n] == "decreases"]
+    flat = [n for n in decided if calls[n] == "flat"]
+    frac = len(inc) / len(decided) if decided else np.nan
+    summary = (f"increases at {len(inc)}/{len(decided)} n" + (f"; flat at n = {flat}" if flat else "")
+               + (f"; DECREASES at n = {dec}" if dec else ""))
+    if not decided:
+        return "undecided", "fewer than 3 SNRs with finite alignment at every n", frac
+    if dec:
+        return "fails", summary, frac
+    if len(inc) > len(decided) / 2:
+        return "holds", summary, frac
+    return "undecided", summary + " (most n flat)", frac
+
+
+def claim2_verdict(rows: list[dict]) -> tuple[str, str, float]:
+    calls = [r["call"] for r in rows]
+    k_hold, k_fail = calls.count("holds"), calls.count("fails")
+    frac = k_hold / len(calls) if calls else np.nan
+    parts = [f"SNR {r['snr']:g}: {r['call']}" + (f" (n_min {r['n_min']:g} [{r['ci_low']:g}, {r['ci_high']:g}])"
+                                                  if np.isfinite(r.get("n_min", np.nan)) else "")
+             for r in rows]
+    summary = f"holds at {k_hold}/{len(calls)} SNRs, fails at {k_fail}; " + "; ".join(parts)
+    if k_hold > len(calls) / 2:
+        return "holds", summary, frac
+    if k_fail > k_hold:
+        return "fails", summary, frac
+    return "undecided", summary, frac
+
+
+def panel_results(ds: xr.Dataset, thresholds: xr.Dataset, metric: str, layer: str, alpha: float = ALPHA) -> dict:
+    """Every claim's per-cell rows and its verdict for one (metric, layer)."""
+    p = panel(ds, metric, layer)
+    c1 = increases_with_snr(p, alpha)
+    c2 = minimum_near_threshold(p, thresholds, alpha)
+    c4 = decoupling(p, ds["test_error"], alpha=alpha)
+    return {1: (c1, *claim1_verdict(c1)), 2: (c2, *claim2_verdict(c2)), 4: ([c4], c4["call"], c4["detail"], c4["estimate"])}
+
+
+def task_verdicts(ds: xr.Dataset, thresholds: xr.Dataset, requested_metric: str | None = None,
+                  alpha: float = ALPHA) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(verdicts, summary) frames of one task: headline and per-metric verdicts, and every per-cell row."""
+    task = ds.attrs.get("task", "")
+    head_metric, head_layer = primary_metric(ds, requested_metric)
+    results, excluded = {}, []
+    for metric, layer, ok, note in panels_of(ds):
+        if ok:
+            results[(metric, layer)] = panel_results(ds, thresholds, metric, layer, alpha)
+        elif note:
+            excluded.append((metric, layer, note))
+    verdict_rows, cell_rows = [], []
+    for (metric, layer), res in results.items():
+        for claim, (cells, verdict, detail, estimate) in res.items():
+            for cell in cells:
+                cell_rows.append({"task": task, "claim": claim, "claim_text": CLAIMS[claim],
+                                  **{k: v for k, v in cell.items() if k not in ("claim", "pairs")}})
+            verdict_rows.append(_verdict_row(task, claim, "metric", metric, layer, verdict, detail, estimate,
+                                             cells, ds.sizes["seed"]))
+    for metric, layer, note in excluded:
+        for claim in CLAIMS:
+            verdict_rows.append(dict(task=task, claim=claim, claim_text=CLAIMS[claim], level="metric", metric=metric,
+                                     layer=layer, verdict="excluded", detail=note, members=ds.sizes["seed"]))
+    frame = pd.DataFrame(verdict_rows)
+    heads = []
+    hidden = set(hidden_layers(ds))
+    for claim in CLAIMS:
+        mine = frame[(frame.claim == claim) & (frame.metric == head_metric) & (frame.layer == head_layer)].iloc[0]
+        peers = frame[(frame.claim == claim) & (frame.verdict != "excluded")
+                      & (frame.layer.isin(hidden) | frame.metric.isin(END_TO_END_METRICS))]
+        agree = sorted(f"{m}" for m, v in zip(peers.metric, peers.verdict) if v == mine.verdict)
+        heads.append(dict(mine.to_dict(), level="headline",
+                          metrics_agree=f"{len(agree)}/{len(peers)}: " + " ".join(agree)))
+    out = pd.concat([pd.DataFrame(heads), frame], ignore_index=True)
+    return out, pd.DataFrame(cell_rows)
+
+
+def _verdict_row(task, claim, level, metric, layer, verdict, detail, estimate, cells, members):
+    row = dict(task=task, claim=claim, claim_text=CLAIMS[claim], level=level, metric=metric, layer=layer,
+               verdict=verdict, members=members, detail=detail)
+    if claim == 1:
+        row.update(statistic="fraction of n with a significant rise in SNR (Holm 5%)", estimate=estimate,
+                   p_value=max((c["p_holm"] for c in cells if c["call"] == "increases"), default=np.nan))
+    elif claim == 2:
+        row.update(statistic="fraction of SNRs with a significant dip whose n_min interval meets the threshold "
+                             "interval", estimate=estimate,
+                   p_value=max((c["p_holm"] for c in cells if c["call"] == "holds"), default=np.nan))
+    else:
+        c = cells[0]
+        row.update(statistic=c["statistic"], estimate=c["estimate"], ci_low=c["ci_low"], ci_high=c["ci_high"],
+                   p_value=c["p_value"])
+    return row
+
+
+VERDICT_COLUMNS = ["claim", "task", "level", "metric", "layer", "verdict", "statistic", "estimate", "ci_low",
+                   "ci_high", "p_value", "members", "metrics_agree", "detail", "claim_text"]
+
+
+def tidy(frame: pd.DataFrame) -> pd.DataFrame:
+    """Verdict rows in a fixed column order, headlines first, then by claim and task."""
+    frame = frame.copy()
+    for col in VERDICT_COLUMNS:
+        if col not in frame:
+            frame[col] = np.nan
+    frame["_order"] = (frame["level"] != "headline").astype(int)
+    frame = frame.sort_values(["_order", "claim", "task"], kind="stable").drop(columns="_order")
+    return frame[VERDICT_COLUMNS].reset_index(drop=True)
+
+
+def no_value_rows(task: str, reason: str) -> pd.DataFrame:
+    """Explicit undecided rows for a task without a single finite alignment value."""
+    return pd.DataFrame([dict(task=task, claim=c, claim_text=t, level="headline", verdict="undecided",
+                              detail=reason) for c, t in CLAIMS.items()])
+
+
+def all_verdicts(tables: dict, primary_metrics: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Verdicts and per-cell rows of every task ({task: alignment table}); a task without any finite
+    alignment gets explicit undecided rows instead of disappearing."""
+    primary_metrics = primary_metrics or {}
+    verdicts, cells = [], []
+    for task, table in tables.items():
+        if not bool(np.isfinite(table["alignment"]).any()):
+            verdicts.append(no_value_rows(task, "no finite alignment value in this task's alignment.nc"))
+            continue
+        v, c = task_verdicts(table, table, primary_metrics.get(task))
+        verdicts.append(v)
+        cells.append(c)
+    return tidy(pd.concat(verdicts, ignore_index=True)), (pd.concat(cells, ignore_index=True) if cells
+                                                          else pd.DataFrame())
+
+
+def write_csv(frame: pd.DataFrame, path) -> None:
+    """Write a CSV atomically (temporary file, then rename)."""
+    import os
+
+    tmp = f"{path}.tmp"
+    frame.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def decoupled_highlights(ds: xr.Dataset, alpha: float = ALPHA) -> dict:
+    """{metric: [((snr, n), (snr, n))]}: the decoupled pair with the largest alignment gap of each metric at
+    its plotted layer (alignlib.claims.equal_error_different_alignment), for the test-error figure."""
+    from .alignment import primary_layer
+    from .claims import equal_error_different_alignment
+
+    out = {}
+    for metric in [str(m) for m in ds["metric"].values]:
+        layer = primary_layer(ds, metric)
+        if not bool(np.isfinite(ds["alignment"].sel(metric=metric, layer=layer)).any()):
+            continue
+        pairs = equal_error_different_alignment(panel(ds, metric, layer), ds["test_error"], alpha=alpha)
+        if pairs:
+            out[metric] = [(pairs[0]["low"], pairs[0]["high"])]
+    return out

@@ -1,0 +1,254 @@
+"""alignlib.claims and alignlib.verdicts on synthetic tables with a known truth.
+
+Every claim test is checked both ways: it calls the effect where there is one and does not
+where there is none; the error rates on null tables and the power on known effects are
+measured with enough seeded repetitions to be stable (see also benchmarks/bench_calibration.py).
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from alignlib.calibration import (
+    claim1_positive,
+    claim1_rises,
+    claim2_holds,
+    null_panel_from,
+    rejection_rates,
+    synthetic_panel,
+    thresholds_at,
+)
+from alignlib.claims import (
+    decoupling,
+    dip_test,
+    equal_error_different_alignment,
+    increases_with_snr,
+    minimum_location,
+    minimum_near_threshold,
+    panel,
+    snr_trend,
+)
+from alignlib.members import bootstrap_pair_means, holm, jackknife_pair_mean, resample_members
+from alignlib.verdicts import all_verdicts, claim1_verdict, claim2_verdict
+
+NS = np.array([10, 20, 30, 40, 45, 50, 55, 60, 75, 100, 200, 500, 1000])
+SNRS = np.array([0.1, 0.3, 1, 3, 10, 30, 100])
+
+
+def _pairs(S):
+    p = list(combinations(range(S), 2))
+    return np.array([a for a, _ in p]), np.array([b for _, b in p])
+
+
+# ------------------------------------------------------------------ member resampling
+
+
+def test_jackknife_matches_the_definition_and_is_not_the_pair_standard_error():
+    rng = np.random.default_rng(0)
+    S = 8
+    ia, ib = _pairs(S)
+    u = rng.normal(size=S)
+    values = u[ia] + u[ib] + 0.1 * rng.normal(size=len(ia))
+    mean, se = jackknife_pair_mean(values, ia, ib, S)
+    loo = [values[(ia != i) & (ib != i)].mean() for i in range(S)]
+    assert mean == pytest.approx(values.mean(), abs=1e-14)
+    assert se == pytest.approx(np.sqrt((S - 1) / S * np.sum((np.array(loo) - np.mean(loo)) ** 2)), rel=1e-12)
+    naive = values.std(ddof=1) / np.sqrt(len(values))
+    assert se > 2 * naive  # shared members: the pair s.e. is far too small
+
+
+def test_jackknife_error_matches_the_spread_over_repeated_ensembles():
+    """The member-jackknife s.e. is close to (and not below) the true sd of the pair mean; the pair s.e. is ~2x too small."""
+    rng = np.random.default_rng(1)
+    S, reps = 8, 4000
+    ia, ib = _pairs(S)
+    u = rng.normal(size=(reps, S)) * 0.05
+    values = 0.5 + u[:, ia] + u[:, ib] + 0.05 * rng.normal(size=(reps, len(ia)))
+    mean, se = jackknife_pair_mean(values, ia, ib, S)
+    true_sd = mean.std()
+    assert 0.95 * true_sd < np.sqrt(np.mean(se ** 2)) < 1.3 * true_sd
+    naive = values.std(-1, ddof=1) / np.sqrt(len(ia))
+    assert np.sqrt(np.mean(naive ** 2)) < 0.6 * true_sd
+
+
+def test_bootstrap_never_pairs_a_member_with_itself():
+    S = 4
+    ia, ib = _pairs(S)
+    values = np.arange(len(ia), dtype=float)  # pair k has value k
+    idx = np.array([[[0, 0, 1, 1]]])  # members 0 and 1 twice: only pairs (0, 1) count
+    assert bootstrap_pair_means(values[None], ia, ib, S, idx)[0, 0] == pytest.approx(values[0])
+    drawn = resample_members(np.random.default_rng(0), (5000,), 3)
+    assert not (drawn == drawn[:, :1]).all(-1).any()
+
+
+def test_holm_by_hand():
+    np.testing.assert_allclose(holm([0.01, 0.04, 0.03, np.nan, 0.2]), [0.04, 0.09, 0.09, np.nan, 0.2])
+
+
+# ------------------------------------------------------------------ claim 1
+
+
+def test_trend_statistic_by_hand():
+    res = snr_trend(np.array([0.1, 0.2, 0.3]), np.array([0.01, 0.01, 0.01]), np.array([1, 10, 100]), members=6)
+    assert res["slope"] == pytest.approx(0.1)  # rise per SNR step
+    assert res["se"] == pytest.approx(np.sqrt(2) * 0.01 / 2)
+    assert res["df"] == 15 and res["p"] < 1e-4
+    assert np.isnan(snr_trend(np.array([0.1, np.nan, 0.3]), np.ones(3), np.arange(3), 6)["p"])
+
+
+@pytest.mark.parametrize("shape, expected", [("flat", "undecided"), ("falling", "fails"), ("rising", "holds")])
+def test_claim1_calls_flat_falling_rising(shape, expected):
+    step = {"flat": 0.0, "falling": -0.05, "rising": 0.05}[shape]
+    means = 0.5 + step * np.arange(7)[:, None] + np.zeros((7, 13))
+    p = synthetic_panel(means, 8, np.random.default_rng(3), snrs=SNRS, ns=NS)
+    verdict, detail, _ = claim1_verdict(increases_with_snr(p))
+    assert verdict == expected, detail
+
+
+def test_claim1_false_positive_rate_on_flat_tables():
+    """Familywise rate of calling any n 'increases' on flat curves (8 members, sd 0.05): at most 5 %."""
+    rate = rejection_rates(lambda r: synthetic_panel(np.full((7, 13), 0.5), 8, r), claim1_positive, 300, seed=11)
+    assert rate <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / 300)
+    # a single n without the Holm correction: nominal level, not far below it (the test can fire)
+    raw = rejection_rates(lambda r: synthetic_panel(np.full((7, 1), 0.5), 8, r), claim1_positive, 600, seed=12)
+    assert 0.01 < raw <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / 600)
+
+
+def test_claim1_power_on_a_realistic_trend():
+    """A rise of 0.05 per SNR step, 8 members, member sd 0.05: called at >= 80 % of n (Holm over 13 n)."""
+    means = 0.5 + 0.05 * np.arange(7)[:, None] + np.zeros((7, 13))
+    power = rejection_rates(lambda r: synthetic_panel(means, 8, r), claim1_rises, 100, seed=13)
+    assert power.mean() >= 0.8
+
+
+def test_claim1_null_from_a_task_table_keeps_its_noise_and_is_calibrated():
+    rng = np.random.default_rng(14)
+    means = 0.3 + 0.1 * np.arange(7)[:, None] + np.zeros((7, 13))
+    real = synthetic_panel(means, 8, rng)
+    assert claim1_positive(real)
+    rate = rejection_rates(lambda r: null_panel_from(real, r), claim1_positive, 300, seed=15)
+    assert rate <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / 300)
+
+
+# ------------------------------------------------------------------ claim 2
+
+
+def _dip(depth, at=5, width=1.5, k=13):
+    return 0.5 - depth * np.exp(-0.5 * ((np.arange(k) - at) / width) ** 2)
+
+
+def test_dip_test_finds_a_deep_dip_and_not_a_flat_curve():
+    rng = np.random.default_rng(0)
+    se = np.full(13, 0.03)
+    d, p = dip_test(_dip(0.3), se, rng)
+    assert d == pytest.approx(0.3, abs=0.01) and p < 0.001
+    d, p = dip_test(np.full(13, 0.5), se, rng)
+    assert p > 0.5
+    assert np.isnan(dip_test(np.r_[np.nan, np.full(12, 0.5)], se, rng)[1])  # an end without a value
+
+
+def test_minimum_location_interval_covers_the_true_dip():
+    S = 8
+    rng = np.random.default_rng(1)
+    hits = 0
+    for _ in range(40):
+        p = synthetic_panel(_dip(0.2)[None], S, rng, ns=NS)
+        k, lo, hi = minimum_location(p.values[0], p.ia, p.ib, S, rng, n_boot=300)
+        hits += lo <= 5 <= hi
+    assert hits >= 36  # >= 90 % coverage of a 95 % interval (40 repetitions)
+
+
+def test_ties_do_not_go_to_a_grid_edge():
+    S = 4
+    ia, ib = _pairs(S)
+    flat = np.ones((5, len(ia)))
+    ks = [minimum_location(flat, ia, ib, S, np.random.default_rng(s), n_boot=20)[0] for s in range(200)]
+    counts = np.bincount(ks, minlength=5)
+    assert counts.min() > 15  # every position, edges included, about equally often
+
+
+def test_claim2_on_a_dip_at_the_threshold_holds_and_away_from_it_fails():
+    th = thresholds_at(SNRS, NS, 5)  # threshold between n = 50 and 55
+    rng = np.random.default_rng(2)
+    at = synthetic_panel(np.tile(_dip(0.3, at=5), (7, 1)), 8, rng, snrs=SNRS, ns=NS)
+    verdict, detail, _ = claim2_verdict(minimum_near_threshold(at, th, n_boot=300))
+    assert verdict == "holds", detail
+    away = synthetic_panel(np.tile(_dip(0.3, at=10, width=0.7), (7, 1)), 8, rng, snrs=SNRS, ns=NS)
+    verdict, detail, _ = claim2_verdict(minimum_near_threshold(away, th, n_boot=300))
+    assert verdict == "fails", detail
+    flat = synthetic_panel(np.full((7, 13), 0.5), 8, rng, snrs=SNRS, ns=NS)
+    assert claim2_verdict(minimum_near_threshold(flat, th, n_boot=300))[0] == "undecided"
+
+
+def test_claim2_false_positive_rate_and_power():
+    th = thresholds_at(SNRS, NS, 5)
+    null = rejection_rates(lambda r: synthetic_panel(np.full((7, 13), 0.5), 8, r, snrs=SNRS, ns=NS),
+                           lambda p: claim2_holds(p, th, n_boot=100), 60, seed=21)
+    assert null.mean() <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / (60 * 7))
+    deep = rejection_rates(lambda r: synthetic_panel(np.tile(_dip(0.2), (7, 1)), 8, r, snrs=SNRS, ns=NS),
+                           lambda p: claim2_holds(p, th, n_boot=100), 30, seed=22)
+    assert deep.mean() >= 0.8
+
+
+def test_claim2_without_threshold_or_values_is_undecided_not_a_crash():
+    rng = np.random.default_rng(3)
+    p = synthetic_panel(np.tile(_dip(0.3), (7, 1)), 8, rng, snrs=SNRS, ns=NS)
+    th = thresholds_at(SNRS, NS, 5)
+    th["interpolation_threshold"][:] = np.nan
+    assert {r["call"] for r in minimum_near_threshold(p, th, n_boot=50)} == {"undecided"}
+    empty = p.__class__(p.metric, p.layer, np.full_like(p.values, np.nan), p.snrs, p.ns, p.ia, p.ib, p.S)
+    rows = minimum_near_threshold(empty, thresholds_at(SNRS, NS, 5), n_boot=50)
+    assert {r["call"] for r in rows} == {"undecided"} and "no finite" in rows[0]["detail"]
+
+
+# ------------------------------------------------------------------ claim 4 and whole tables
+
+
+def _table(values_by_metric, test_error, snrs=SNRS[:3], ns=NS[:4], S=6):
+    ia, ib = _pairs(S)
+    metrics = list(values_by_metric)
+    arr = np.stack([values_by_metric[m] for m in metrics])[:, None]  # metric, layer, snr, n, pair
+    arr = np.concatenate([arr, arr], axis=1)
+    ds = xr.Dataset({"alignment": (("metric", "layer", "snr", "n", "pair"), arr),
+                     "test_error": (("snr", "n", "seed"), test_error)},
+                    coords={"metric": metrics, "layer": ["hidden", "output"], "snr": snrs, "n": ns,
+                            "seed": np.arange(S), "pair": np.arange(len(ia)), "seed_a": ("pair", ia),
+                            "seed_b": ("pair", ib)}, attrs={"task": "toy"})
+    return ds
+
+
+def test_equal_error_different_alignment_needs_both_tests():
+    rng = np.random.default_rng(4)
+    S, ia = 6, _pairs(6)[0]
+    err = np.ones((3, 4, S)) + 0.001 * rng.normal(size=(3, 4, S))  # all errors equivalent
+    align = np.zeros((3, 4, len(ia))) + 0.01 * rng.normal(size=(3, 4, len(ia)))
+    align[0, 0] += 0.5  # one grid point much more aligned
+    p = panel(_table({"cka_linear": align}, err), "cka_linear", "hidden")
+    pairs = equal_error_different_alignment(p, xr.DataArray(err, dims=("snr", "n", "seed"),
+                                                             coords={"snr": SNRS[:3], "n": NS[:4]}))
+    assert pairs and pairs[0]["high"] == (SNRS[0], NS[0])
+    # errors that differ by 50 % are not equivalent: no pair
+    err2 = err * (1 + 0.5 * np.arange(12).reshape(3, 4, 1))
+    ds = _table({"cka_linear": align}, err2)
+    assert equal_error_different_alignment(panel(ds, "cka_linear", "hidden"), ds["test_error"]) == []
+
+
+def test_coupling_is_reported_with_an_interval():
+    rng = np.random.default_rng(5)
+    S, ia = 6, _pairs(6)[0]
+    err = np.linspace(0.1, 1.0, 12).reshape(3, 4, 1) + 0.01 * rng.normal(size=(3, 4, S))
+    align = (1 - np.linspace(0.1, 1.0, 12).reshape(3, 4, 1)) + 0.01 * rng.normal(size=(3, 4, len(ia)))
+    ds = _table({"cka_linear": align}, err)
+    row = decoupling(panel(ds, "cka_linear", "hidden"), ds["test_error"])
+    assert row["estimate"] < -0.9 and row["ci_low"] <= row["estimate"] <= row["ci_high"] < -0.5
+
+
+def test_verdicts_for_a_task_without_values_are_explicit():
+    ds = _table({"cka_linear": np.full((3, 4, 15), np.nan)}, np.ones((3, 4, 6)))
+    verdicts, _ = all_verdicts({"toy": ds})
+    assert set(verdicts["verdict"]) == {"undecided"} and len(verdicts) == 3
+    assert verdicts["detail"].str.contains("no finite alignment").all()
