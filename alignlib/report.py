@@ -1,0 +1,165 @@
+"""The README's results section, generated from a run's verdicts.csv and alignment.nc files.
+
+    python -m alignlib.report results                    # print the section (Markdown)
+    python -m alignlib.report results --readme README.md # replace it between the markers
+
+The section sits between ``<!-- results:begin -->`` and ``<!-- results:end -->``; text
+outside the markers (e.g. the plain-language reading of the verdicts) is left alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+SHORT = {1: "1: rises with SNR", 2: "2: minimum near the threshold", 4: "4: equal error, different alignment"}
+
+
+def _cell(row) -> str:
+    agree = str(row.get("metrics_agree", "") or "")
+    agree = agree.split(":")[0] if agree and agree != "nan" else ""
+    est = row.get("estimate")
+    if row["claim"] == 4:
+        stat = (f"ρ = {est:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}]" if pd.notna(est) else "")
+    else:
+        stat = f"{est:.0%} of {'n' if row['claim'] == 1 else 'SNRs'}" if pd.notna(est) else ""
+    return f"**{row['verdict']}** ({stat}; {row['metric']}; agree {agree})"
+
+
+def verdict_table(verdicts: pd.DataFrame) -> str:
+    heads = verdicts[verdicts["level"] == "headline"]
+    tasks = list(dict.fromkeys(heads["task"]))
+    lines = ["| claim | " + " | ".join(f"`{t}`" for t in tasks) + " |", "|---|" + "---|" * len(tasks)]
+    for claim in sorted(heads["claim"].unique()):
+        cells = []
+        for task in tasks:
+            row = heads[(heads.claim == claim) & (heads.task == task)]
+            cells.append(_cell(row.iloc[0]) if len(row) else "–")
+        lines.append(f"| {SHORT.get(claim, claim)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def per_metric_table(verdicts: pd.DataFrame, layer_kind: str = "hidden") -> str:
+    """Verdict letters per metric (rows) and task x claim (columns): H holds, F fails, U undecided, – excluded."""
+    rows = verdicts[verdicts["level"] == "metric"]
+    tasks = list(dict.fromkeys(rows["task"]))
+    letter = {"holds": "H", "fails": "F", "undecided": "U", "excluded": "–"}
+    lines = ["| metric (layer) | " + " | ".join(f"`{t}` 1·2·4" for t in tasks) + " |", "|---|" + "---|" * len(tasks)]
+    for (metric, layer), group in rows.groupby(["metric", "layer"], sort=False):
+        if (layer == "output") != (layer_kind == "output") and metric != "cosine_end_to_end":
+            continue
+        cells = []
+        for task in tasks:
+            mine = group[group.task == task]
+            cells.append("·".join(letter.get(mine[mine.claim == c]["verdict"].iloc[0], "?") if (mine.claim == c).any()
+                                  else " " for c in (1, 2, 4)))
+        lines.append(f"| {metric} ({layer}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def threshold_table(tables: dict) -> str:
+    lines = ["| task | SNR | interpolation threshold [95% interval] | test-error peak [95% interval] |",
+             "|---|---:|---|---|"]
+
+    def fmt(v, edge):
+        return f"{v:g}" if np.isfinite(v) else edge
+
+    for task, t in tables.items():
+        for snr in t["snr"].values:
+            th = t.sel(snr=snr)
+            thr = float(th["interpolation_threshold"])
+            if np.isfinite(thr):
+                a = (f"{thr:g} [{fmt(float(th['interpolation_threshold_low']), '<' + str(int(t['n'].min())))}, "
+                     f"{fmt(float(th['interpolation_threshold_high']), '>' + str(int(t['n'].max())))}]")
+            else:
+                a = f"below the grid (n < {int(t['n'].min())})"
+            peak = float(th["test_error_peak"])
+            b = f"{peak:g} [{float(th['test_error_peak_low']):g}, {float(th['test_error_peak_high']):g}]"
+            if int(th["test_error_peak_at_edge"]):
+                b += " (grid edge)"
+            lines.append(f"| `{task}` | {snr:g} | {a} | {b} |")
+    return "\n".join(lines)
+
+
+def excluded_list(tables: dict) -> str:
+    out = []
+    for task, t in tables.items():
+        if "alignment_note" not in t:
+            continue
+        for metric in t["metric"].values:
+            for layer in t["layer"].values:
+                note = str(t["alignment_note"].sel(metric=metric, layer=layer).values)
+                if note:
+                    out.append(f"- `{task}`, `{metric}` at `{layer}`: {note}")
+    return "\n".join(out) if out else "- none"
+
+
+def section(results: Path) -> str:
+    from .cubes import read_netcdf
+
+    verdicts = pd.read_csv(results / "verdicts.csv")
+    tasks = list(dict.fromkeys(verdicts["task"]))
+    tables = {t: read_netcdf(results / t / "alignment.nc") for t in tasks if (results / t / "alignment.nc").exists()}
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    members = ", ".join(f"`{t}` {int(tab.sizes['seed'])}" for t, tab in tables.items())
+    return "\n".join([
+        BEGIN,
+        f"*Generated by `python -m alignlib.report {results} --readme README.md` from the default run "
+        f"(`snakemake --cores 2`) at commit `{commit}`; members per grid point: {members}.*",
+        "",
+        "**Headline verdicts** (`results/verdicts.csv`, level `headline`): the task's primary metric on its "
+        "first hidden layer (the end-to-end map for the linear network's cosine); the percentage is the "
+        "share of n (claim 1) or SNRs (claim 2) where the test called the effect; *agree* counts the "
+        "informative metrics with the same verdict.",
+        "",
+        verdict_table(verdicts),
+        "",
+        "**Every metric on the hidden layer** (H holds, F fails, U undecided, – excluded; claims 1·2·4):",
+        "",
+        per_metric_table(verdicts),
+        "",
+        "**Interpolation thresholds** (a member interpolates when it leaves at most 1 % of its own noise "
+        "unmemorised; the threshold is the largest n up to which at least half the members do; intervals: "
+        "member bootstrap, never narrower than the grid gap) **and test-error peaks**:",
+        "",
+        threshold_table(tables),
+        "",
+        "**Excluded metric/layer combinations** (NaN in `alignment.nc` with `alignment_note`):",
+        "",
+        excluded_list(tables),
+        END,
+    ])
+
+
+def replace_section(readme: Path, text: str) -> None:
+    old = readme.read_text()
+    if BEGIN not in old or END not in old:
+        raise ValueError(f"{readme} has no {BEGIN} ... {END} markers")
+    head, rest = old.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(head + text + tail)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Generate the README's results section from a run.")
+    parser.add_argument("results", type=Path)
+    parser.add_argument("--readme", type=Path)
+    args = parser.parse_args(argv)
+    text = section(args.results)
+    if args.readme:
+        replace_section(args.readme, text)
+    else:
+        print(text)
+
+
+if __name__ == "__main__":
+    main()
