@@ -119,7 +119,10 @@ def _threshold_legend(ax, threshold, ds, theory):
         ax.plot([], [], color="0.3", marker="v", ls="none", ms=5, label="test-error peak (per SNR)")
     if theory is not None:
         ax.plot([], [], color="0.3", ls="--", lw=1, label="theory")
-    ax.legend(fontsize=7, frameon=False)
+    handles, labels = ax.get_legend_handles_labels()
+    # below the panels, so that it never hides a curve
+    ax.figure.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(len(labels), 6),
+                     fontsize=7, frameon=False)
 
 
 def _excluded_note(fig, ds, layers=None):
@@ -133,7 +136,7 @@ def _excluded_note(fig, ds, layers=None):
             if note and not bool(np.isfinite(ds["alignment"].sel(metric=metric, layer=layer)).any()):
                 notes.append(f"{metric} ({layer}): {note}")
     if notes:
-        fig.text(0.01, 0.0, "Not shown (uninformative by construction): " + "; ".join(notes), fontsize=6,
+        fig.text(0.01, -0.08, "Not shown (uninformative by construction): " + "; ".join(notes), fontsize=6,
                  va="top", wrap=True, color="0.35")
 
 
