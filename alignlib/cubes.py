@@ -8,11 +8,31 @@ are real, and :func:`layer_activations` strips the padding.
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import xarray as xr
+
+# Below this much free space after a failed write, the failure is reported as a full disk.
+LOW_SPACE_BYTES = 16 * 2**20
+# The rule that writes each kind of file: what `snakemake --forcerun` must rerun to rebuild it.
+_WRITER = {"activations": "extract", "models": "train", "data": "task_data"}
+
+
+class CorruptFileError(OSError):
+    """A pipeline file that exists but cannot be read: its message says how to rebuild it."""
+
+
+class NoSpaceError(OSError):
+    """A write that failed because the disk holding its folder is (nearly) full."""
+
+
+class CubeMismatchError(ValueError):
+    """Activation cubes whose n values overlap or differ from the config's grid."""
 
 
 def write_netcdf(ds: xr.Dataset, path, compress: bool = True) -> None:
@@ -35,10 +55,36 @@ def write_netcdf(ds: xr.Dataset, path, compress: bool = True) -> None:
         ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; give it normal permissions
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
+        # judge the free space while the partial file still occupies it
+        full = _disk_full(path.parent, error) if isinstance(error, Exception) else None
         if os.path.exists(tmp):
             os.remove(tmp)
+        if full is not None:
+            raise NoSpaceError(
+                f"no space left on {path.parent} ({full / 2**20:.1f} MiB free) while writing {path.name} "
+                f"(up to {ds.nbytes / 2**20:.1f} MiB before compression; the write failed with "
+                f"{type(error).__name__}: {error}); free some space and rerun") from error
         raise
+
+
+def _disk_full(folder: Path, error: BaseException) -> int | None:
+    """The free bytes of ``folder``'s disk when ``error`` looks like a full disk, else None.
+
+    NetCDF/HDF5 often reports a full disk only as 'NetCDF: HDF error', so the free space
+    decides, not the error text.
+    """
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return None
+    seen, cause = set(), error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if getattr(cause, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+            return free
+        cause = cause.__cause__ or cause.__context__
+    return free if free < LOW_SPACE_BYTES else None
 
 
 def _umask() -> int:
@@ -47,24 +93,88 @@ def _umask() -> int:
     return mask
 
 
-def read_netcdf(path) -> xr.Dataset:
-    """Load a whole NetCDF file into memory and close it (no open handles left behind)."""
-    with xr.open_dataset(path, engine="netcdf4") as ds:
-        return ds.load()
+def read_netcdf(path, rule: str | None = None) -> xr.Dataset:
+    """Load a whole NetCDF file into memory and close it (no open handles left behind).
 
-
-def open_activations(task_dir) -> xr.Dataset:
-    """All activation cubes of a task (``<task_dir>/activations/*.nc``) as one Dataset.
-
-    Its variables are indexed by (snr, n, seed, layer), plus probe and unit.
+    Every NetCDF input of the pipeline is read here. A file that exists but cannot be read
+    raises :class:`CorruptFileError` saying how to rebuild it (``rule``: the rule that writes
+    it, guessed from the path when None); a missing file stays a FileNotFoundError.
     """
-    files = sorted(Path(task_dir, "activations").glob("*.nc"))
+    try:
+        with xr.open_dataset(path, engine="netcdf4") as ds:
+            return ds.load()
+    except FileNotFoundError:
+        raise
+    except (OSError, RuntimeError, ValueError, KeyError, IndexError) as error:
+        rule = rule or writer_rule(path)
+        raise CorruptFileError(f"cannot read {path}: corrupt or truncated; delete it "
+                               f"(or `snakemake --forcerun {rule}`) to rebuild it") from error
+
+
+def writer_rule(path) -> str:
+    """The pipeline rule that writes ``path`` (by its place under results/<task>/)."""
+    path = Path(path)
+    if path.name == "alignment.nc":
+        return "align"
+    return _WRITER.get(path.parent.name, "<the rule that writes it>")
+
+
+def open_activations(files, expected_n=None, key: str = "n") -> xr.Dataset:
+    """The activation cubes ``files`` (a list of paths) as one Dataset sorted by n.
+
+    Its variables are indexed by (snr, n, seed, layer), plus probe and unit. Only the files
+    given are read, never a folder's other contents: after the grid changed in place, the
+    folder still holds the old grid's cubes. The cubes' n values must be distinct and, when
+    ``expected_n`` (the config's n; ``key`` names it in messages) is given, equal to it;
+    anything else raises :class:`CubeMismatchError` naming the files and how to remove them.
+    """
+    if isinstance(files, (str, os.PathLike)):
+        if Path(files).is_dir():
+            raise TypeError(f"open_activations takes the list of cube files, not a folder ({files}): a folder "
+                            "may also hold cubes of an earlier grid; pass the files of the grid you mean")
+        files = [files]
+    files = [Path(f) for f in files]
     if not files:
-        raise FileNotFoundError(f"no activation cubes (*.nc) in {Path(task_dir, 'activations')}")
-    parts = [read_netcdf(f) for f in files]
+        raise FileNotFoundError("open_activations: no activation cube files given")
+    parts = [read_netcdf(f, rule="extract") for f in files]
+    check_cube_ns(files, [part["n"].values for part in parts], expected_n, key)
     ds = xr.concat(parts, dim="n", data_vars="minimal", coords="minimal", compat="override",
                    join="outer", combine_attrs="override")
     return ds.sortby("n")
+
+
+def check_cube_ns(files, ns_per_file, expected_n=None, key: str = "n") -> None:
+    """Raise :class:`CubeMismatchError` unless the files' n values are distinct (and equal ``expected_n``)."""
+    owners: dict[int, list[Path]] = {}
+    for f, ns in zip(files, ns_per_file):
+        for n in np.atleast_1d(ns).tolist():
+            owners.setdefault(int(n), []).append(Path(f))
+    problems, culprits = [], set()
+    for n, where in sorted(owners.items()):
+        if len(where) > 1:
+            problems.append(f"n = {n} is in {len(where)} cubes ({', '.join(str(w) for w in where)})")
+            culprits.update(where)
+    if expected_n is not None:
+        expected = sorted(int(n) for n in expected_n)
+        extra = sorted(set(owners) - set(expected))
+        missing = sorted(set(expected) - set(owners))
+        if extra:
+            where = sorted({w for n in extra for w in owners[n]})
+            problems.append(f"n = {extra} not in {key} = {expected} ({', '.join(str(w) for w in where)})")
+            culprits.update(where)
+        if missing:
+            problems.append(f"no cube holds n = {missing} of {key} = {expected}")
+    if problems:
+        fix = (f"they are left over from an earlier grid: delete them (rm {' '.join(sorted(str(c) for c in culprits))}) "
+               "and rerun" if culprits else "rerun the extract jobs (`snakemake --forcerun extract`)")
+        raise CubeMismatchError(f"activation cubes do not match the config: {'; '.join(problems)}; {fix}")
+
+
+def undeclared_cubes(files) -> list[Path]:
+    """Other ``*.nc`` files in the folders of ``files``: cubes of an earlier grid, never read."""
+    files = {Path(f).resolve() for f in files}
+    folders = {f.parent for f in files}
+    return sorted(p for folder in folders for p in folder.glob("*.nc") if p.resolve() not in files)
 
 
 def layer_activations(ds: xr.Dataset, layer: str) -> xr.DataArray:

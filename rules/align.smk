@@ -8,7 +8,6 @@ rule align:
         task_cfg=task_config,
         metrics=config["metrics"],
         device=config["device"],
-        task_dir=lambda wildcards: f"{RESULTS}/{wildcards.task}",
     log:
         f"{RESULTS}/{{task}}/logs/align.log",
     threads: 1

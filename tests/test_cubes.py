@@ -42,7 +42,7 @@ def test_round_trip_through_open_activations(tmp_path, models_and_data):
     for n in (7, 14):
         cube = extract_activations(cfg, data, models.sel(n=[n]), "cpu")
         write_netcdf(cube, tmp_path / "activations" / f"n{n}.nc")
-    opened = open_activations(tmp_path)
+    opened = open_activations([tmp_path / "activations" / f"n{n}.nc" for n in (14, 7)], expected_n=[7, 14])
     whole = extract_activations(cfg, data, models, "cpu")
     xr.testing.assert_identical(opened, whole)
     assert opened["snr"].dtype == np.float64 and opened["n"].dtype.kind == "i"
@@ -65,6 +65,8 @@ def test_killed_write_leaves_no_complete_looking_file(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == []
 
 
-def test_open_activations_names_missing_folder(tmp_path):
-    with pytest.raises(FileNotFoundError, match="activations"):
+def test_open_activations_takes_files_not_a_folder(tmp_path):
+    with pytest.raises(TypeError, match="not a folder"):
         open_activations(tmp_path)
+    with pytest.raises(FileNotFoundError):
+        open_activations([tmp_path / "activations" / "n7.nc"])

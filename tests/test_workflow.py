@@ -50,7 +50,7 @@ def test_alignment_follows_the_contract(tiny_run, tiny_config):
 
 
 def test_cosine_values_equal_direct_computation(tiny_run):
-    cube = open_activations(tiny_run / "linear_regression")
+    cube = open_activations(sorted((tiny_run / "linear_regression" / "activations").glob("n*.nc")))
     table = read_netcdf(tiny_run / "linear_regression" / "alignment.nc")
     beta = cube["end_to_end"].sel(snr=3.0, n=14).values[:, 0]
     unit = beta / np.linalg.norm(beta, axis=1, keepdims=True)
