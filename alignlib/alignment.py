@@ -43,6 +43,7 @@ def compute_alignment(cube: xr.Dataset, metrics: list[str], metric_options: dict
     metrics = [m for m in metrics if has_e2e or m not in END_TO_END_METRICS]
     snrs, ns, seeds, layers = (cube[c].values for c in ("snr", "n", "seed", "layer"))
     ia, ib = member_pairs(seeds)
+    kept = _kept_members(cube)  # diverged members are left out: their pairs stay NaN
     values = np.full((len(metrics), len(layers), len(snrs), len(ns), len(ia)), np.nan)
     for m, metric in enumerate(metrics):
         options = metric_options.get(metric, {})
@@ -59,7 +60,8 @@ def compute_alignment(cube: xr.Dataset, metrics: list[str], metric_options: dict
                     if device is not None and torch.device(device).type != "cpu":
                         block = torch.as_tensor(block, device=device)
                     try:
-                        values[m, l, i, j] = pairwise(block, metric, **options)[ia, ib]
+                        values[m, l, i, j] = _kept_pairs(pairwise, block, metric, options, ia, ib,
+                                                         None if kept is None else kept[i, j])
                     except ValueError as error:  # e.g. a dead (constant) layer: no value, say why
                         print(f"alignment: {metric} at layer {layer}, snr {snr:g}, n {n}: NaN ({error})",
                               file=log, flush=True)
@@ -71,7 +73,7 @@ def compute_alignment(cube: xr.Dataset, metrics: list[str], metric_options: dict
             "pair": np.arange(len(ia)), "seed_a": ("pair", seeds[ia]), "seed_b": ("pair", seeds[ib]),
         },
     )
-    for name in ("train_error", "test_error", "steps", "converged", "noise_fit"):
+    for name in ("train_error", "test_error", "steps", "converged", "noise_fit", "diverged"):
         if name in cube:
             ds[name] = cube[name].transpose("snr", "n", "seed")
     ds.attrs.update(cube.attrs)
@@ -81,6 +83,28 @@ def compute_alignment(cube: xr.Dataset, metrics: list[str], metric_options: dict
         "cosine_end_to_end is stored at the last layer only"
     )
     return ds
+
+
+def _kept_members(cube: xr.Dataset):
+    """(snr, n, seed) bool: members that did not diverge in training (None: no divergence recorded)."""
+    if "diverged" not in cube or not bool(cube["diverged"].any()):
+        return None
+    return ~cube["diverged"].transpose("snr", "n", "seed").values.astype(bool)
+
+
+def _kept_pairs(pairwise, block, metric, options, ia, ib, keep) -> np.ndarray:
+    """The metric for the pairs (ia, ib) of ``block``'s members; NaN for a pair with a member not in ``keep``."""
+    if keep is None or keep.all():
+        return pairwise(block, metric, **options)[ia, ib]
+    out = np.full(len(ia), np.nan)
+    index = np.flatnonzero(keep)
+    if len(index) >= 2:
+        position = np.full(len(keep), -1)
+        position[index] = np.arange(len(index))
+        both = keep[ia] & keep[ib]
+        matrix = pairwise(block[index.tolist()], metric, **options)
+        out[both] = matrix[position[ia[both]], position[ib[both]]]
+    return out
 
 
 def pair_mean(alignment: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:

@@ -152,6 +152,10 @@ def train_members(task, cfg, data, n, members, device, log=sys.stderr):
     print(f"[{task} n={n}] done in {time.perf_counter() - t0:.1f} s: "
           f"{int(result.converged.sum())}/{len(members)} converged, "
           f"steps {int(result.steps.min())}-{int(result.steps.max())}", file=log, flush=True)
+    for b in np.flatnonzero(result.diverged):  # each diverged member, named (alignlib.divergence decides)
+        print(f"[{task} n={n}] DIVERGED: snr={members[b][0]:g} seed={members[b][1]} "
+              f"({tcfg['optimizer']}, lr={tcfg['lr']:g}): training loss {result.initial_loss[b]:.3g} at the "
+              f"start, {result.final_loss[b]:.3g} at the end", file=log, flush=True)
     # classification: 0-1 error against the member's own (noisy) labels, whatever the loss
     train_target = y.argmax(-1) if is_classification(data) and y.dtype != torch.long else y
     train_error = _errors(train_out, train_target)
@@ -204,6 +208,9 @@ def train_grid_n(task: str, cfg: dict, data: xr.Dataset, n: int, device, log=sys
     for name, values in [("steps", result.steps), ("converged", result.converged.astype(np.int8)),
                          ("criterion", result.criterion), ("train_error", train_err),
                          ("test_error", test_err), ("noise_fit", fit)]:
+        variables[name] = (("snr", "seed"), np.asarray(values).reshape(shape))
+    for name, values in [("diverged", result.diverged.astype(np.int8)), ("initial_loss", result.initial_loss),
+                         ("final_loss", result.final_loss)]:
         variables[name] = (("snr", "seed"), np.asarray(values).reshape(shape))
     ds = xr.Dataset(variables, coords={"snr": snrs, "seed": seeds})
     return ds.expand_dims(n=[int(n)])
@@ -268,7 +275,7 @@ def extract_activations(cfg: dict, data: xr.Dataset, models: xr.Dataset, device,
         },
         coords={"snr": snrs, "n": ns, "seed": seeds, "layer": arch.layer_names},
     )
-    for name in ("train_error", "test_error", "steps", "converged", "noise_fit"):
+    for name in ("train_error", "test_error", "steps", "converged", "noise_fit", "diverged"):
         if name in models:
             ds[name] = models[name].transpose("snr", "n", "seed")
     if arch.is_linear:

@@ -49,6 +49,9 @@ class TrainResult:
     steps: np.ndarray  # (B,) updates applied
     converged: np.ndarray  # (B,) bool: a stopping rule held before max_steps
     criterion: np.ndarray  # (B,) final value of the convergence criterion
+    initial_loss: np.ndarray | None = None  # (B,) training loss at the initialisation
+    final_loss: np.ndarray | None = None  # (B,) training loss of the returned weights
+    diverged: np.ndarray | None = None  # (B,) bool: see diverged_members
 
 
 def input_preconditioner(x: torch.Tensor, rtol: float = 1e-10) -> torch.Tensor:
@@ -75,6 +78,30 @@ def training_error(out: torch.Tensor, y: torch.Tensor, loss: str, target_scale) 
     if y.dtype == torch.long:
         return (out.argmax(-1) != y).to(out.dtype).mean(-1)
     return ((out - y) ** 2).sum(-1).mean(-1) / target_scale
+
+
+# A member whose final training loss exceeds this many times its initial loss has diverged.
+DIVERGENCE_FACTOR = 100.0
+
+
+def member_loss(arch, params, x, y, loss: str, chunk: int | None = None) -> torch.Tensor:
+    """Per member, the training loss being minimised (float64): half the mean squared error, or cross-entropy."""
+    with torch.no_grad():
+        out = chunked_forward(arch, params, x, chunk).double()
+        if loss == "cross_entropy":
+            return torch.nn.functional.cross_entropy(out.transpose(1, 2), y, reduction="none").mean(-1)
+        return 0.5 * ((out - y.double()) ** 2).sum(-1).mean(-1)
+
+
+def diverged_members(initial_loss, final_loss, params, factor: float = DIVERGENCE_FACTOR) -> np.ndarray:
+    """(B,) bool: a member diverged when its loss or a weight is NaN/inf, or its final loss is
+    more than ``factor`` times its initial one (training that made the fit far worse)."""
+    initial = torch.as_tensor(initial_loss, dtype=torch.float64)
+    final = torch.as_tensor(final_loss, dtype=torch.float64)
+    finite_weights = torch.stack([torch.isfinite(p.detach()).flatten(1).all(1).cpu() for p in params]).all(0)
+    bad = ~torch.isfinite(initial) | ~torch.isfinite(final) | ~finite_weights
+    blown_up = final > factor * initial.clamp_min(torch.finfo(torch.float64).tiny)
+    return (bad | blown_up).numpy()
 
 
 def _linear_gradients(arch, params, cov, cross, precond):
@@ -174,6 +201,7 @@ def train_ensemble(
     if minibatch:
         order_rng = torch.Generator().manual_seed(int(batch_seed))
         order, position = None, n_samples
+    initial_loss = member_loss(arch, params, x, y, loss, batch_size)  # for divergence detection
     active = torch.ones(n_members, dtype=torch.bool, device=device)
     steps = torch.zeros(n_members, dtype=torch.long, device=device)
     criterion = torch.full((n_members,), float("inf"), dtype=dtype, device=device)
@@ -224,9 +252,13 @@ def train_ensemble(
         steps += active.long()
         if progress is not None and step % 500 == 0:
             progress(step, int(active.sum()))
+    final_loss = member_loss(arch, params, x, y, loss, batch_size)
     return TrainResult(
         params=[p.detach() for p in params],
         steps=steps.cpu().numpy(),
         converged=(~active).cpu().numpy(),
         criterion=criterion.cpu().numpy(),
+        initial_loss=initial_loss.cpu().numpy(),
+        final_loss=final_loss.cpu().numpy(),
+        diverged=diverged_members(initial_loss.cpu(), final_loss.cpu(), params),
     )

@@ -7,6 +7,7 @@ rule train:
         task_cfg=task_config,
         ns=chunk_ns,
         device=config["device"],
+        on_divergence=config["on_divergence"],
     log:
         f"{RESULTS}/{{task}}/logs/train_n{{ns}}.log",
     threads: 1

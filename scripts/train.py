@@ -4,8 +4,9 @@ import xarray as xr
 
 from alignlib.cubes import read_netcdf, write_netcdf
 from alignlib.device import job_device
+from alignlib.divergence import check_divergence
 from alignlib.experiment import model_attrs, train_grid_n
-from alignlib.runlog import log_to
+from alignlib.runlog import log_to, warn
 
 with log_to(snakemake.log[0]) as log, job_device(snakemake.params.device) as device:
     torch.set_num_threads(snakemake.threads)
@@ -15,4 +16,8 @@ with log_to(snakemake.log[0]) as log, job_device(snakemake.params.device) as dev
     parts = [train_grid_n(task, cfg, data, n, device, log=log) for n in snakemake.params.ns]
     models = xr.concat(parts, dim="n")
     models.attrs.update(model_attrs(task, cfg, data))
+    note = check_divergence(models, task, cfg, snakemake.params.on_divergence)  # fails by default
+    if note:
+        models.attrs["diverged_note"] = note
+        warn(note, log)
     write_netcdf(models, snakemake.output[0])
