@@ -1,5 +1,6 @@
 # Reproduction of Umar & Laio, "Signal-to-Noise Ratio and Sample Size Govern
 # Representational Alignment in Neural Networks". See README.md.
+import os
 import sys
 
 from snakemake.exceptions import WorkflowError
@@ -9,6 +10,8 @@ sys.path.insert(0, workflow.basedir)  # alignlib from this checkout, installed o
 from alignlib.config import (  # noqa: E402
     ConfigError,
     check_config,
+    check_device,
+    check_yaml_file,
     first_schema_problem,
     plan_summary,
     prepend_to_pythonpath,
@@ -24,6 +27,10 @@ prepend_to_pythonpath(workflow.basedir)
 # A --configfile on the command line replaces the default experiment instead of
 # being merged into it (Snakemake would otherwise keep the default tasks too).
 if not workflow.overwrite_configfiles:
+    try:  # Snakemake's own message for a YAML syntax error names neither file nor line
+        check_yaml_file(os.path.abspath("config.yaml"))
+    except ConfigError as error:
+        raise WorkflowError(str(error)) from None
 
     configfile: "config.yaml"
 
@@ -40,6 +47,16 @@ except ConfigError as error:
 
 if workflow.is_main_process:  # not again inside every (cluster) job
     print(plan_summary(config), file=sys.stderr)
+
+
+onstart:
+    # Before the first job, where jobs run on this machine (not on a cluster's GPU nodes,
+    # and not in a dry run): device: cuda needs a GPU visible here.
+    if workflow.local_exec:
+        try:
+            check_device(config)
+        except ConfigError as error:
+            raise WorkflowError(str(error)) from None
 
 
 include: "rules/common.smk"

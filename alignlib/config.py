@@ -7,6 +7,8 @@ readable rendering of a schema error that names the offending key.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 # Names of alignlib.metrics' registry, repeated here so that the Snakefile can check a
 # config without importing torch (tests assert both lists agree).
 KNOWN_METRICS = (
@@ -79,6 +81,7 @@ def check_config(config: dict, check_files: bool = True) -> None:
     unknown = [m for m in config["metrics"] if m not in KNOWN_METRICS]
     if unknown:
         raise ConfigError(f"invalid config key 'metrics': unknown metric(s) {unknown}; known: {list(KNOWN_METRICS)}")
+    sizes = []  # every task whose data set is too small, reported together
     for name, task in config["tasks"].items():
         if task["probes"] < 4:
             raise ConfigError(f"invalid config key 'tasks.{name}.probes': need at least 4 probes")
@@ -89,13 +92,108 @@ def check_config(config: dict, check_files: bool = True) -> None:
         if task["network"]["kind"] == "cnn" and kind not in IMAGE_DATASETS:
             raise ConfigError(f"invalid config key 'tasks.{name}.network.kind': cnn needs an image data set "
                               f"(digits, mnist, cifar10), not {kind!r}")
-        if check_files and kind in ("mnist", "cifar10"):
-            from .image_files import check_image_files
+        try:
+            if kind in BUNDLED_SIZES:
+                check_data_size(name, task, BUNDLED_SIZES[kind])
+            if check_files and kind in ("mnist", "cifar10"):
+                from .image_files import check_image_files
 
-            try:
-                check_image_files(kind, task["dataset"].get("path"))
-            except (FileNotFoundError, ValueError) as error:
-                raise ConfigError(f"invalid config key 'tasks.{name}.dataset.path': {error}") from None
+                try:
+                    counts = check_image_files(kind, task["dataset"].get("path"))
+                except (FileNotFoundError, ValueError) as error:
+                    raise ConfigError(f"invalid config key 'tasks.{name}.dataset.path': {error}") from None
+                check_image_size(name, task, counts)
+        except ConfigError as error:
+            sizes.append(str(error))
+    if sizes:
+        raise ConfigError("; ".join(sizes))
+
+
+# Samples in scikit-learn's bundled data sets (tests/test_robustness.py checks them against sklearn).
+BUNDLED_SIZES = {"digits": 1797, "diabetes": 442}
+
+
+def check_data_size(name: str, task: dict, total: int) -> None:
+    """A real data set is split into probes, test set and training pool: they must fit in its ``total`` samples."""
+    kind = task["dataset"]["kind"]
+    n_max, probes, test = max(task["n"]), task["probes"], task["test_size"]
+    pool = task["dataset"].get("pool")
+    key = f"tasks.{name}"
+    if pool is None:
+        if n_max + probes + test > total:
+            raise ConfigError(
+                f"invalid config keys '{key}.n', '{key}.probes', '{key}.test_size': max(n) ({n_max}) + probes "
+                f"({probes}) + test_size ({test}) = {n_max + probes + test} exceed the {total} samples of data set "
+                f"{kind!r}; lower them so that the sum is at most {total}")
+        return
+    if probes + test + pool > total:
+        raise ConfigError(
+            f"invalid config keys '{key}.probes', '{key}.test_size', '{key}.dataset.pool': probes ({probes}) + "
+            f"test_size ({test}) + pool ({pool}) = {probes + test + pool} exceed the {total} samples of data set "
+            f"{kind!r}")
+    if n_max > pool:
+        raise ConfigError(f"invalid config keys '{key}.n', '{key}.dataset.pool': max(n) ({n_max}) exceeds the "
+                          f"training pool ({pool}) of data set {kind!r}")
+
+
+def check_image_size(name: str, task: dict, counts: dict) -> None:
+    """MNIST/CIFAR-10: probes and test set come from the test split, the training pool from the training split."""
+    kind = task["dataset"]["kind"]
+    n_max, probes, test = max(task["n"]), task["probes"], task["test_size"]
+    pool = task["dataset"].get("pool") or counts["train"]
+    key = f"tasks.{name}"
+    if probes + test > counts["test"]:
+        raise ConfigError(
+            f"invalid config keys '{key}.probes', '{key}.test_size': probes ({probes}) + test_size ({test}) = "
+            f"{probes + test} exceed the {counts['test']} test images of data set {kind!r}")
+    if pool > counts["train"]:
+        raise ConfigError(f"invalid config key '{key}.dataset.pool': {pool} exceeds the {counts['train']} training "
+                          f"images of data set {kind!r}")
+    if n_max > pool:
+        raise ConfigError(
+            f"invalid config keys '{key}.n', '{key}.dataset.pool': max(n) ({n_max}) exceeds the training pool "
+            f"({pool} of the {counts['train']} training images of data set {kind!r})")
+
+
+def check_device(config: dict) -> None:
+    """``device: cuda`` needs a GPU that torch can see here (torch is imported only in that case)."""
+    if config.get("device") != "cuda":
+        return
+    import os
+
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if torch.version.cuda is None:
+        why = f"torch {torch.__version__} is built without CUDA"
+    elif visible is not None and visible.strip() in ("", "-1"):
+        why = f"CUDA_VISIBLE_DEVICES={visible!r} hides every GPU"
+    else:
+        why = f"torch {torch.__version__} sees no CUDA device"
+    raise ConfigError(f"invalid config key 'device': 'cuda' needs a visible GPU, but {why}; use device: auto "
+                      "(CUDA when present, else the CPU) or device: cpu")
+
+
+def check_yaml_file(path) -> None:
+    """Parse a YAML config file; a syntax error raises ConfigError naming the file, line and column."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            yaml.safe_load(handle)
+    except FileNotFoundError:
+        return  # Snakemake reports a missing config file itself
+    except yaml.YAMLError as error:
+        mark, context = getattr(error, "problem_mark", None), getattr(error, "context", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error)
+        if context:
+            start = getattr(error, "context_mark", None)
+            context += f" started at line {start.line + 1}, column {start.column + 1}" if start is not None else ""
+            problem += f" ({context})"
+        raise ConfigError(f"cannot parse config file {path}{where}: {problem}") from None
 
 
 def first_schema_problem(config: dict, schema_path) -> str | None:
@@ -161,3 +259,44 @@ def plan_summary(config: dict) -> str:
     head = (f"alignment pipeline: {len(config['tasks'])} task(s), {members} members, {jobs} jobs, "
             f"activation cubes <= {cube_bytes / 1e9:.2f} GB before compression")
     return "\n".join([head, *lines])
+
+
+def main(argv=None) -> int:
+    """``python -m alignlib.config FILE...``: check config files as the pipeline would, before a run.
+
+    Snakemake parses a ``--configfile`` itself and reports a YAML syntax error without its
+    line; this names the file, line and column, then the first invalid key.
+    """
+    import sys
+
+    import yaml
+
+    files = sys.argv[1:] if argv is None else argv
+    if not files:
+        print("usage: python -m alignlib.config CONFIG.yaml [...]", file=sys.stderr)
+        return 2
+    schema = str(Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml")
+    status = 0
+    for path in files:
+        try:
+            check_yaml_file(path)
+            with open(path, encoding="utf-8") as handle:
+                config = yaml.safe_load(handle) or {}
+            problem = first_schema_problem(config, schema) if Path(schema).exists() else None
+            if problem:
+                raise ConfigError(problem)
+            if Path(schema).exists():
+                from snakemake.utils import validate
+
+                validate(config, schema)
+                check_config(config, check_files=True)
+        except (ConfigError, OSError) as error:
+            print(str(error) if str(path) in str(error) else f"{path}: {error}", file=sys.stderr)
+            status = 1
+        else:
+            print(f"{path}: ok")
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -100,8 +100,12 @@ def load_cifar10(folder) -> dict:
 LOADERS = {"mnist": load_mnist, "cifar10": load_cifar10}
 
 
-def check_image_files(kind: str, folder) -> None:
-    """Load once to fail early (before any job) on a missing or malformed file."""
+def check_image_files(kind: str, folder) -> dict:
+    """Load once to fail early (before any job) on a missing or malformed file.
+
+    Returns the number of images in each split, {'train': N, 'test': M}, as the files declare them.
+    """
     if folder is None:
         raise FileNotFoundError(f"data set {kind!r} needs dataset.path, the folder holding its files")
-    LOADERS[kind](folder)
+    files = LOADERS[kind](folder)
+    return {"train": len(files["train_images"]), "test": len(files["test_images"])}
