@@ -28,16 +28,32 @@ def member_pairs(seeds) -> tuple[np.ndarray, np.ndarray]:
 
 
 def compute_alignment(cube: xr.Dataset, metrics: list[str], metric_options: dict | None = None,
-                      device=None, log=sys.stderr) -> xr.Dataset:
+                      device=None, log=sys.stderr, probe_x=None) -> xr.Dataset:
     """Every metric, layer and grid point of a task's cube, for all pairs of members.
 
     ``device``: a torch device to compute on (e.g. CUDA); None computes on the CPU with NumPy input.
+    ``probe_x``: the probe inputs (probes, features) the cube was computed on (the task's
+    ``data["probe_x"]``); with them the CCA family also detects layers that are invertible
+    linear maps of the inputs.
+
+    A cell (metric, layer, grid point) where the metric is uninformative by construction
+    (``alignlib.preconditions``, checked on the stored values at the cube's storage dtype) is
+    NaN; ``alignment_note(metric, layer)`` says where and why ("" when informative at every
+    grid point), and one line per excluded (metric, layer) goes to ``log``. The CCA family
+    gets ``rank_eps`` = the storage dtype's eps unless ``metric_options`` set it.
     """
     import torch
 
-    from .metrics import pairwise  # heavy import kept local: alignlib.cubes users need no torch
+    from .metrics import METRICS, pairwise  # heavy import kept local: alignlib.cubes users need no torch
+    from .preconditions import check_key, storage_eps, uninformative_reason
 
     metric_options = metric_options or {}
+    storage = cube["activation"].dtype
+    if probe_x is not None:
+        probe_x = np.asarray(probe_x)
+        if probe_x.ndim != 2 or probe_x.shape[0] != cube.sizes["probe"]:
+            raise ValueError(f"probe_x must be (probes, features) with the cube's {cube.sizes['probe']} "
+                             f"probes, got shape {probe_x.shape}")
     has_e2e = "end_to_end" in cube
     # end-to-end metrics need a linear network's end-to-end map; skip them elsewhere
     metrics = [m for m in metrics if has_e2e or m not in END_TO_END_METRICS]
@@ -45,11 +61,18 @@ def compute_alignment(cube: xr.Dataset, metrics: list[str], metric_options: dict
     ia, ib = member_pairs(seeds)
     kept = _kept_members(cube)  # diverged members are left out: their pairs stay NaN
     values = np.full((len(metrics), len(layers), len(snrs), len(ns), len(ia)), np.nan)
+    notes = np.full((len(metrics), len(layers)), "", dtype=object)
+    checked: dict[tuple, str | None] = {}  # (layer, snr, n, check) -> reason, shared by metrics with one check
     for m, metric in enumerate(metrics):
-        options = metric_options.get(metric, {})
+        options = dict(metric_options.get(metric, {}))
+        if "rank_eps" in METRICS[metric].options and "rank_eps" not in options:
+            options["rank_eps"] = storage_eps(storage)
+        key = None if metric in END_TO_END_METRICS else check_key(metric, options)
         for l, layer in enumerate(layers):
+            excluded: dict[str, int] = {}
             if metric in END_TO_END_METRICS:
                 if not has_e2e or l != len(layers) - 1:
+                    notes[m, l] = "end-to-end metric: stored at the last layer only"
                     continue
                 reps = cube["end_to_end"]
             else:
@@ -57,6 +80,15 @@ def compute_alignment(cube: xr.Dataset, metrics: list[str], metric_options: dict
             for i, snr in enumerate(snrs):
                 for j, n in enumerate(ns):
                     block = reps.sel(snr=snr, n=n).transpose("seed", ...).values.astype(np.float64)
+                    if key is not None:
+                        if (l, i, j, key) not in checked:
+                            members = block if kept is None else block[kept[i, j]]
+                            checked[l, i, j, key] = uninformative_reason(metric, members, probe_x, storage,
+                                                                         options) if len(members) >= 2 else None
+                        reason = checked[l, i, j, key]
+                        if reason is not None:
+                            excluded[reason] = excluded.get(reason, 0) + 1
+                            continue
                     if device is not None and torch.device(device).type != "cpu":
                         block = torch.as_tensor(block, device=device)
                     try:
@@ -65,9 +97,16 @@ def compute_alignment(cube: xr.Dataset, metrics: list[str], metric_options: dict
                     except ValueError as error:  # e.g. a dead (constant) layer: no value, say why
                         print(f"alignment: {metric} at layer {layer}, snr {snr:g}, n {n}: NaN ({error})",
                               file=log, flush=True)
+                        reason = f"the metric raised an error (first: {error})"
+                        first = next((r for r in excluded if r.startswith("the metric raised")), reason)
+                        excluded[first] = excluded.get(first, 0) + 1
+            if excluded:
+                notes[m, l] = _note(excluded, len(snrs) * len(ns))
+                print(f"alignment: {metric} at layer {layer}: {notes[m, l]}", file=log, flush=True)
         print(f"alignment: {metric} done", file=log, flush=True)
     ds = xr.Dataset(
-        {"alignment": (("metric", "layer", "snr", "n", "pair"), values)},
+        {"alignment": (("metric", "layer", "snr", "n", "pair"), values),
+         "alignment_note": (("metric", "layer"), notes.astype(str))},
         coords={
             "metric": list(metrics), "layer": [str(x) for x in layers], "snr": snrs, "n": ns,
             "pair": np.arange(len(ia)), "seed_a": ("pair", seeds[ia]), "seed_b": ("pair", seeds[ib]),
@@ -83,6 +122,14 @@ def compute_alignment(cube: xr.Dataset, metrics: list[str], metric_options: dict
         "cosine_end_to_end is stored at the last layer only"
     )
     return ds
+
+
+def _note(excluded: dict[str, int], total: int) -> str:
+    """"NaN at k/total grid points: reason" (several reasons: each with its count)."""
+    count = sum(excluded.values())
+    if len(excluded) == 1:
+        return f"NaN at {count}/{total} grid points: {next(iter(excluded))}"
+    return f"NaN at {count}/{total} grid points: " + "; ".join(f"{r} ({c})" for r, c in excluded.items())
 
 
 def _kept_members(cube: xr.Dataset):

@@ -15,7 +15,8 @@ with log_to(snakemake.log[0]) as log, job_device(snakemake.params.device) as dev
     for stale in undeclared_cubes(cubes):  # an earlier grid's cube: never read
         print(f"not read (not in the current grid): {stale}; remove it with rm {stale}", file=log)
     cube = open_activations(cubes, expected_n=snakemake.params.task_cfg["n"], key=f"tasks.{task}.n")
-    table = compute_alignment(cube, snakemake.params.metrics, device=device, log=log)
+    table = compute_alignment(cube, snakemake.params.metrics, device=device, log=log,
+                              probe_x=read_netcdf(snakemake.input.data)["probe_x"].values)
     require_finite_alignment(table, task)
     tol = snakemake.params.task_cfg["interpolation_tol"]
     table = table.merge(task_thresholds(table, tol), combine_attrs="override")

@@ -4,13 +4,16 @@ Each member is centred and reduced once to its thin SVD ``A_c = U S V^T`` (rank 
 Plain CCA's canonical correlations between A and B are the singular values of
 ``U_A^T U_B`` (Bjorck & Golub 1973).
 
-Numerical rank. r counts the singular values above ``s_1 x max(n, d) x eps`` (the
-convention of ``numpy.linalg.matrix_rank``) with ``eps = rank_eps``: None (default) is
-float64's eps, right for activations held in float64. Activations *stored* in float32
-carry rounding noise of relative size ~1e-7 in every direction; float64's eps would count
-those noise directions as signal and whiten them, so CCA would measure rounding. Pass the
-storage dtype's eps (``rank_eps=numpy.finfo(numpy.float32).eps``; ``compute_alignment``
-does this from the cube's dtype).
+Numerical rank. r counts the singular values of the centred member above
+``alignlib.preconditions.rank_tolerance``: ``s_1 x max(n, d) x eps64`` (the float64 SVD's
+own error, ``numpy.linalg.matrix_rank``'s rule) and, with ``rank_eps`` = the storage
+dtype's eps, at least ``rank_eps x ||A||_F`` (a bound on the spectral norm of the storage
+rounding of the stored values A). Activations *stored* in float32 carry rounding noise of
+relative size ~1e-7 in every direction; with float64's tolerance alone (``rank_eps=None``,
+the default, right for data held in float64) those noise directions count as signal and
+get whitened, so CCA measures rounding (the linear network's hidden layer: 0.555-0.618
+instead of 1). Pass the storage dtype's eps (``rank_eps=numpy.finfo(numpy.float32).eps``;
+``compute_alignment`` does this from the cube's dtype).
 
 Ridge (``ridge = lam > 0``). The covariance ``A_c^T A_c`` is replaced by
 ``A_c^T A_c + lam' I`` with ``lam' = lam x mean(s_i^2, i <= r)``: the ridge is in units of
@@ -28,7 +31,7 @@ isotropic members spanning the same probe space differ by an orthogonal map of t
 units, which every metric in this family is invariant to. Measured for independent
 standard Gaussian members, in-sample mean squared canonical correlation at ridge 0.1:
 0.996 (n = 50 probes, d = 100 units, per-unit scaling), 0.991 (per-direction scaling),
-0.9995 (n = 30, d = 300); even ridge = 10 gives 0.78-0.99. So with ``ridge > 0`` the
+0.9995 (n = 30, d = 300); even ridge = 10 gives 0.76-0.99. So with ``ridge > 0`` the
 canonical directions are fitted on the even-indexed probes (0, 2, 4, ...) and the
 reported correlations are the actual (Pearson) correlations of the canonical variates
 on the odd-indexed probes, each half centred by its own mean: out-of-sample canonical
@@ -54,6 +57,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..preconditions import rank_tolerance
 from ._common import DTYPE, Tensor, centre, centred_checked, check_nonnegative, require_probes
 from ._registry import MetricInfo, register
 from .cka import linear_kernel_products
@@ -81,10 +85,10 @@ class CCAState:
         return self.u.shape[1]
 
 
-def check_rank_eps(value, metric: str) -> float:
-    """``rank_eps`` as a float (None = float64's eps); ValueError unless 0 < eps < 1."""
+def check_rank_eps(value, metric: str) -> float | None:
+    """``rank_eps`` as a float, or None (float64 data); ValueError unless 0 < eps < 1."""
     if value is None:
-        return float(torch.finfo(DTYPE).eps)
+        return None
     try:
         eps = float(value)
     except (TypeError, ValueError):
@@ -95,17 +99,18 @@ def check_rank_eps(value, metric: str) -> float:
     return eps
 
 
-def numerical_rank(s: Tensor, shape: tuple[int, int], eps: float) -> int:
-    """Singular values above ``s_1 x max(shape) x eps`` (numpy.linalg.matrix_rank's rule)."""
+def numerical_rank(s: Tensor, shape: tuple[int, int], norm: float, rank_eps: float | None) -> int:
+    """Singular values above :func:`alignlib.preconditions.rank_tolerance`."""
     if s.numel() == 0 or float(s[0]) == 0.0:
         return 0
-    return int((s > s[0] * max(shape) * eps).sum())
+    return int((s > rank_tolerance(float(s[0]), shape, norm, rank_eps)).sum())
 
 
-def _reduce(xc: Tensor, eps: float, variance: float | None) -> tuple[Tensor, Tensor, Tensor, int]:
-    """Thin SVD of a centred matrix cut to its numerical rank, then (SVCCA) to a variance fraction."""
+def _reduce(x: Tensor, xc: Tensor, eps: float | None, variance: float | None) -> tuple[Tensor, Tensor, Tensor, int]:
+    """Thin SVD of a centred matrix ``xc`` (of the stored values ``x``) cut to its numerical rank,
+    then (SVCCA) to a variance fraction."""
     u, s, vh = torch.linalg.svd(xc, full_matrices=False)
-    r = numerical_rank(s, tuple(xc.shape), eps)
+    r = numerical_rank(s, tuple(xc.shape), float(torch.linalg.norm(x)), eps)
     if variance is not None and r > 0:
         frac = torch.cumsum(s[:r] * s[:r], 0) / (s[:r] * s[:r]).sum()
         target = torch.tensor([variance - 1e-12], dtype=DTYPE, device=xc.device)
@@ -124,7 +129,7 @@ def cca_state(x: Tensor, index: int, metric: str, ridge: float, variance: float 
     xc = centred_checked(x, index, metric)
     n, d = xc.shape
     if ridge == 0.0:
-        u, s, v, r = _reduce(xc, eps, variance)
+        u, s, v, r = _reduce(x, xc, eps, variance)
         if r >= n - 1:
             raise ValueError(
                 f"{metric} with ridge=0 is degenerate: member {index} spans all n - 1 = {n - 1} centred "
@@ -139,7 +144,7 @@ def cca_state(x: Tensor, index: int, metric: str, ridge: float, variance: float 
                    "ridge > 0 fits the canonical directions on the even-indexed probes and "
                    "correlates them on the odd-indexed ones")
     fit, held = centre(x[0::2]), centre(x[1::2])
-    u, s, v, r = _reduce(fit, eps, variance)
+    u, s, v, r = _reduce(x[0::2], fit, eps, variance)
     if r == 0:
         raise ValueError(f"{metric}: member {index} is constant across the even-indexed probes used to "
                          f"fit the ridge CCA directions")
