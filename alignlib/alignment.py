@@ -72,8 +72,7 @@ def compute_alignment(cube: xr.Dataset, metrics: list[str], metric_options: dict
             excluded: dict[str, int] = {}
             if metric in END_TO_END_METRICS:
                 if not has_e2e or l != len(layers) - 1:
-                    notes[m, l] = "end-to-end metric: stored at the last layer only"
-                    continue
+                    continue  # not computed there by design (see the alignment_note attribute), not excluded
                 reps = cube["end_to_end"]
             else:
                 reps = layer_activations(cube, str(layer))
