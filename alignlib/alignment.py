@@ -45,7 +45,7 @@ def compute_alignment(cube: xr.Dataset, metrics: list[str], metric_options: dict
     import torch
 
     from .metrics import METRICS, pairwise  # heavy import kept local: alignlib.cubes users need no torch
-    from .preconditions import check_key, storage_eps, uninformative_reason
+    from .preconditions import CCA_FAMILY, check_key, probe_space, storage_eps, uninformative_reason
 
     metric_options = metric_options or {}
     storage = cube["activation"].dtype
@@ -54,6 +54,8 @@ def compute_alignment(cube: xr.Dataset, metrics: list[str], metric_options: dict
         if probe_x.ndim != 2 or probe_x.shape[0] != cube.sizes["probe"]:
             raise ValueError(f"probe_x must be (probes, features) with the cube's {cube.sizes['probe']} "
                              f"probes, got shape {probe_x.shape}")
+        if any(m in CCA_FAMILY for m in metrics):
+            probe_x = probe_space(probe_x)  # its SVD once per task, not per grid point
     has_e2e = "end_to_end" in cube
     # end-to-end metrics need a linear network's end-to-end map; skip them elsewhere
     metrics = [m for m in metrics if has_e2e or m not in END_TO_END_METRICS]

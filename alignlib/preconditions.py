@@ -62,6 +62,7 @@ Grid points are flagged when any member is degenerate (all its pairs are).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -120,9 +121,34 @@ def _kept_rank(s: np.ndarray, shape: tuple[int, int], norm: float, eps: float,
     return r, tol
 
 
-def cca_reason(block: np.ndarray, probe_x: np.ndarray | None = None, storage_dtype=np.float64,
+@dataclass(frozen=True)
+class ProbeSpace:
+    """The centred probe inputs' column space: an orthonormal basis (n x rank) at their own dtype's
+    tolerance. Compute it once per task (:func:`probe_space`) and pass it instead of the inputs."""
+
+    basis: np.ndarray
+
+    @property
+    def rank(self) -> int:
+        return self.basis.shape[1]
+
+
+def probe_space(probe_x: np.ndarray) -> ProbeSpace:
+    """:class:`ProbeSpace` of probe inputs (n probes, features)."""
+    x = np.asarray(probe_x)
+    if x.ndim != 2:
+        raise ValueError(f"probe_x must be (probes, features), got shape {x.shape}")
+    eps = storage_eps(x.dtype)
+    x = x.astype(np.float64)
+    u, s, _ = np.linalg.svd(x - x.mean(0), full_matrices=False)
+    rank, _ = _kept_rank(s, x.shape, float(np.linalg.norm(x)), eps, None)
+    return ProbeSpace(basis=u[:, :rank])
+
+
+def cca_reason(block: np.ndarray, probe_x: np.ndarray | ProbeSpace | None = None, storage_dtype=np.float64,
                metric: str = "cca", options: Mapping | None = None) -> str | None:
-    """None, or why ``metric`` (cca, svcca, pwcca) is 1 by construction on ``block`` (S, n, d)."""
+    """None, or why ``metric`` (cca, svcca, pwcca) is 1 by construction on ``block`` (S, n, d).
+    ``probe_x``: the probe inputs (n, features) or their :class:`ProbeSpace`."""
     opts = _options(metric, options)
     if float(opts["ridge"]) > 0.0:
         return None
@@ -137,17 +163,14 @@ def cca_reason(block: np.ndarray, probe_x: np.ndarray | None = None, storage_dty
     if any(r >= n - 1 for r, _ in ranks):
         return (f"a member spans all n - 1 centred probe dimensions{after} (probes <= rank + 1): "
                 f"every canonical correlation is 1 by construction")
-    if probe_x is None:
+    if probe_x is None or len({r for r, _ in ranks}) != 1:   # all ranks equal rank(X_c), or informative
         return None
-    x = np.asarray(probe_x, np.float64)
-    if x.ndim != 2 or x.shape[0] != n:
-        raise ValueError(f"probe_x must be (probes, features) with {n} probes, got shape {x.shape}")
-    xc = x - x.mean(0)
-    ux, sx, _ = np.linalg.svd(xc, full_matrices=False)
-    rx, _ = _kept_rank(sx, x.shape, float(np.linalg.norm(x)), storage_eps(np.asarray(probe_x).dtype), None)
-    if any(r != rx for r, _ in ranks):
+    space = probe_x if isinstance(probe_x, ProbeSpace) else probe_space(probe_x)
+    if space.basis.shape[0] != n:
+        raise ValueError(f"probe_x must have the block's {n} probes, got {space.basis.shape[0]}")
+    if ranks[0][0] != space.rank:
         return None
-    ux = ux[:, :rx]
+    ux = space.basis
     for c, (r, tol) in zip(centred, ranks):
         u, s, _ = np.linalg.svd(c, full_matrices=False)
         kept = u[:, :r] * s[:r]                        # the member's kept part, up to a rotation of units
@@ -237,11 +260,11 @@ def check_key(metric: str, options: Mapping | None = None) -> tuple:
     return (metric,)
 
 
-def uninformative_reason(metric: str, block: np.ndarray, probe_x: np.ndarray | None = None,
+def uninformative_reason(metric: str, block: np.ndarray, probe_x: np.ndarray | ProbeSpace | None = None,
                          storage_dtype=np.float64, options: Mapping | None = None) -> str | None:
     """None if ``metric`` is informative on this grid point's ``block`` (S, n, d), else why not.
 
-    ``probe_x``: the probe inputs (n, features), when known; ``storage_dtype``: the dtype the
+    ``probe_x``: the probe inputs (n, features) or their :class:`ProbeSpace`, when known; ``storage_dtype``: the dtype the
     activations were stored in; ``options``: the metric's options (defaults filled in).
     Metrics without a detectable precondition always return None.
     """

@@ -14,6 +14,7 @@ from alignlib.alignment import compute_alignment
 from alignlib.cubes import read_netcdf, write_netcdf
 from alignlib.metrics import METRICS, compare, pairwise
 from alignlib.preconditions import (
+    probe_space,
     rank_tolerance,
     residue_fraction,
     storage_eps,
@@ -113,6 +114,12 @@ def test_euclidean_knn_metrics_on_the_linear_hidden_layer_stay_informative(linea
 
 
 def test_cca_rule_needs_the_probe_inputs_and_no_ridge(linear_block, probes):
+    space = probe_space(probes)
+    assert space.rank == D_IN
+    assert uninformative_reason("cca", linear_block, space, np.float32) == \
+        uninformative_reason("cca", linear_block, probes, np.float32)
+    with pytest.raises(ValueError, match="probes"):
+        uninformative_reason("cca", linear_block, probes[:100], np.float32)
     assert uninformative_reason("cca", linear_block, None, np.float32) is None
     assert uninformative_reason("cca", linear_block, probes, np.float32, {"ridge": 0.1}) is None
 
