@@ -31,8 +31,16 @@ def _cell(row) -> str:
     return f"**{row['verdict']}** ({stat}; {row['metric']}; agree {agree})"
 
 
+def claim3_table(verdicts: pd.DataFrame) -> str:
+    rows = verdicts[verdicts["claim"] == 3]
+    lines = ["| group | verdict (claims 1 and 2 for every task of the group) | tasks |", "|---|---|---|"]
+    for _, r in rows.iterrows():
+        lines.append(f"| {r['task']} | **{r['verdict']}** | {r['detail'] if r['task'] != 'all groups' else ''} |")
+    return "\n".join(lines)
+
+
 def verdict_table(verdicts: pd.DataFrame) -> str:
-    heads = verdicts[verdicts["level"] == "headline"]
+    heads = verdicts[(verdicts["level"] == "headline") & (verdicts["claim"] != 3)]
     tasks = list(dict.fromkeys(heads["task"]))
     lines = ["| claim | " + " | ".join(f"`{t}`" for t in tasks) + " |", "|---|" + "---|" * len(tasks)]
     for claim in sorted(heads["claim"].unique()):
@@ -46,7 +54,7 @@ def verdict_table(verdicts: pd.DataFrame) -> str:
 
 def per_metric_table(verdicts: pd.DataFrame, layer_kind: str = "hidden") -> str:
     """Verdict letters per metric (rows) and task x claim (columns): H holds, F fails, U undecided, – excluded."""
-    rows = verdicts[verdicts["level"] == "metric"]
+    rows = verdicts[(verdicts["level"] == "metric") & (verdicts["claim"] != 3)]
     tasks = list(dict.fromkeys(rows["task"]))
     letter = {"holds": "H", "fails": "F", "undecided": "U", "excluded": "–"}
     lines = ["| metric (layer) | " + " | ".join(f"`{t}` 1·2·4" for t in tasks) + " |", "|---|" + "---|" * len(tasks)]
@@ -122,6 +130,11 @@ def section(results: Path) -> str:
         "informative metrics with the same verdict.",
         "",
         verdict_table(verdicts),
+        "",
+        "**Claim 3** (the same picture for linear and nonlinear networks, regression and classification, "
+        "synthetic and real data):",
+        "",
+        claim3_table(verdicts),
         "",
         "**Every metric on the hidden layer** (H holds, F fails, U undecided, – excluded; claims 1·2·4):",
         "",

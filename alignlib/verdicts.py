@@ -28,6 +28,7 @@ import xarray as xr
 from .claims import ALPHA, decoupling, increases_with_snr, minimum_near_threshold, panel
 
 END_TO_END_METRICS = ("cosine_end_to_end",)
+CLAIM3 = "claims 1 and 2 hold for linear and nonlinear networks, regression and classification, synthetic and real data"
 CLAIMS = {1: "alignment increases with SNR", 2: "alignment minimal near the interpolation threshold",
           4: "equal test error, different alignment"}
 
@@ -186,8 +187,8 @@ def no_value_rows(task: str, reason: str) -> pd.DataFrame:
 
 
 def all_verdicts(tables: dict, primary_metrics: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Verdicts and per-cell rows of every task ({task: alignment table}); a task without any finite
-    alignment gets explicit undecided rows instead of disappearing."""
+    """Verdicts and per-cell rows of every task ({task: alignment table}), plus claim 3 across task
+    groups; a task without any finite alignment gets explicit undecided rows instead of disappearing."""
     primary_metrics = primary_metrics or {}
     verdicts, cells = [], []
     for task, table in tables.items():
@@ -197,8 +198,61 @@ def all_verdicts(tables: dict, primary_metrics: dict | None = None) -> tuple[pd.
         v, c = task_verdicts(table, table, primary_metrics.get(task))
         verdicts.append(v)
         cells.append(c)
-    return tidy(pd.concat(verdicts, ignore_index=True)), (pd.concat(cells, ignore_index=True) if cells
-                                                          else pd.DataFrame())
+    frame = pd.concat(verdicts, ignore_index=True)
+    frame = pd.concat([frame, claim3_rows(frame, {t: task_groups(tab) for t, tab in tables.items()})],
+                      ignore_index=True)
+    return tidy(frame), (pd.concat(cells, ignore_index=True) if cells else pd.DataFrame())
+
+
+REAL_DATASETS = ("digits", "diabetes", "mnist", "cifar10")
+GROUP_AXES = {"network": ("linear", "nonlinear"), "target": ("regression", "classification"),
+              "data": ("synthetic", "real")}
+
+
+def task_groups(table: xr.Dataset) -> dict:
+    """The task's place on claim 3's three axes, from its table's attributes."""
+    return {"network": "linear" if table.attrs.get("network") == "linear" else "nonlinear",
+            "target": str(table.attrs.get("target", "regression")),
+            "data": "real" if table.attrs.get("dataset") in REAL_DATASETS else "synthetic"}
+
+
+def _combine(verdicts: list[str]) -> str:
+    if any(v == "fails" for v in verdicts):
+        return "fails"
+    if verdicts and all(v == "holds" for v in verdicts):
+        return "holds"
+    return "undecided"
+
+
+def claim3_rows(frame: pd.DataFrame, groups: dict) -> pd.DataFrame:
+    """Claim 3: the picture of claims 1 and 2 holds across linear/nonlinear networks, regression/
+    classification and synthetic/real data.
+
+    Per group (e.g. network = nonlinear): ``holds`` when claims 1 and 2 hold (headline verdicts) for
+    every task of the group, ``fails`` when one of them fails for some task, else ``undecided``; a
+    group without tasks is ``undecided``. The overall row (task ``all groups``) combines the groups
+    the same way. The tasks behind each cell are named in ``detail``.
+    """
+    heads = frame[(frame["level"] == "headline") & frame["claim"].isin([1, 2])]
+    rows, group_verdicts = [], []
+    for axis, values in GROUP_AXES.items():
+        for value in values:
+            tasks = [t for t, g in groups.items() if g[axis] == value]
+            mine = heads[heads["task"].isin(tasks)]
+            by_task = {t: {int(c): v for c, v in zip(mine[mine.task == t].claim, mine[mine.task == t].verdict)}
+                       for t in tasks}
+            parts = [f"{t}: claim 1 {v.get(1, '?')}, claim 2 {v.get(2, '?')}" for t, v in by_task.items()]
+            verdict = _combine([v for t in by_task.values() for v in t.values()]) if tasks else "undecided"
+            group_verdicts.append(verdict)
+            rows.append(dict(task=f"{axis} = {value}", claim=3, claim_text=CLAIM3, level="group", verdict=verdict,
+                             statistic="claims 1 and 2 (headline verdicts) for every task of the group",
+                             estimate=np.mean([v == "holds" for t in by_task.values() for v in t.values()])
+                             if tasks else np.nan,
+                             detail="; ".join(parts) if parts else "no task of this kind in the config"))
+    rows.insert(0, dict(task="all groups", claim=3, claim_text=CLAIM3, level="headline",
+                        verdict=_combine(group_verdicts), statistic="every group's verdict",
+                        detail="; ".join(f"{r['task']}: {r['verdict']}" for r in rows)))
+    return pd.DataFrame(rows)
 
 
 def write_csv(frame: pd.DataFrame, path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from itertools import combinations
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
@@ -252,3 +253,22 @@ def test_verdicts_for_a_task_without_values_are_explicit():
     verdicts, _ = all_verdicts({"toy": ds})
     assert set(verdicts["verdict"]) == {"undecided"} and len(verdicts) == 3
     assert verdicts["detail"].str.contains("no finite alignment").all()
+
+
+def test_claim3_groups_tasks_and_combines_their_verdicts():
+    from alignlib.verdicts import claim3_rows
+
+    heads = pd.DataFrame([
+        dict(task="lin", claim=1, level="headline", verdict="holds"), dict(task="lin", claim=2, level="headline", verdict="holds"),
+        dict(task="mlp", claim=1, level="headline", verdict="holds"), dict(task="mlp", claim=2, level="headline", verdict="undecided"),
+        dict(task="dig", claim=1, level="headline", verdict="holds"), dict(task="dig", claim=2, level="headline", verdict="fails"),
+    ])
+    groups = {"lin": dict(network="linear", target="regression", data="synthetic"),
+              "mlp": dict(network="nonlinear", target="regression", data="synthetic"),
+              "dig": dict(network="nonlinear", target="classification", data="real")}
+    rows = claim3_rows(heads, groups).set_index("task")
+    assert rows.loc["network = linear", "verdict"] == "holds"
+    assert rows.loc["network = nonlinear", "verdict"] == "fails"  # digits fails claim 2
+    assert rows.loc["target = regression", "verdict"] == "undecided"  # mlp undecided on claim 2
+    assert "lin: claim 1 holds, claim 2 holds" in rows.loc["data = synthetic", "detail"]
+    assert rows.loc["all groups", "verdict"] == "fails" and rows.loc["all groups", "level"] == "headline"
