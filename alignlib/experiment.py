@@ -231,6 +231,7 @@ def model_attrs(task: str, cfg: dict, data: xr.Dataset) -> dict:
         "noise": noise["kind"],
         "snr_definition": SNR_DEFINITIONS[noise["kind"]],
         "optimizer": train["optimizer"],
+        "max_steps": int(train["max_steps"]),
         "train_error_definition": ("0-1 error on the member's own noisy training labels" if classification
                                    else "MSE on the member's own noisy training targets"),
         "test_error_definition": "0-1 error on the clean test labels" if classification else "MSE on the clean test targets",

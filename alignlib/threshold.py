@@ -173,3 +173,27 @@ def task_thresholds(table: xr.Dataset, tol: float, *, quorum: float = 0.5, n_boo
     out = out.merge(double_descent_peak(table["test_error"], n_boot=n_boot, level=level))
     out.attrs["noise_fit_definition"] = noise_fit_definition(table.attrs.get("noise", ""), table.attrs.get("target", ""))
     return out
+
+
+def below_threshold_fit(table: xr.Dataset, tol: float, factor: float = 1.5) -> dict:
+    """How reliably training reaches the noise floor where it should: over every SNR with a threshold t
+    inside the grid, the members at n <= t / factor (``members``), the fraction of them with
+    noise_fit <= tol (``fraction``) and the fraction that hit ``max_steps`` without interpolating
+    (``stopped_short``; NaN when the table does not record max_steps)."""
+    nf = noise_fit_of(table).transpose("snr", "n", "seed")
+    steps = table["steps"].transpose("snr", "n", "seed") if "steps" in table else None
+    max_steps = table.attrs.get("max_steps")
+    ok = short = total = 0
+    for snr in nf["snr"].values:
+        t = float(table["interpolation_threshold"].sel(snr=snr))
+        if not np.isfinite(t):
+            continue
+        below = nf["n"].values <= t / factor
+        vals = nf.sel(snr=snr).values[below]
+        ok += int((vals <= tol).sum())
+        total += int(vals.size)
+        if steps is not None and max_steps is not None:
+            short += int(((steps.sel(snr=snr).values[below] >= int(max_steps)) & ~(vals <= tol)).sum())
+    frac = (lambda k: k / total if total else np.nan)
+    return dict(fraction=frac(ok), members=total,
+                stopped_short=frac(short) if max_steps is not None else np.nan)

@@ -119,3 +119,19 @@ def test_double_descent_peak_with_interval():
     assert float(out["test_error_peak"][0]) == 20
     assert float(out["test_error_peak_low"][0]) == 20 and float(out["test_error_peak_high"][0]) == 20
     assert int(out["test_error_peak_at_edge"][0]) == 0
+
+
+def test_below_threshold_fit_counts_members_under_threshold_over_factor():
+    from alignlib.threshold import below_threshold_fit
+
+    ns = [5, 10, 20, 40, 80]
+    nf = np.zeros((1, 5, 4))
+    nf[0, 1, 0] = 0.5  # one member at n = 10 stopped short of its noise floor
+    nf[0, 3:] = 1.0  # n >= 40 does not interpolate: threshold 20
+    steps = np.full((1, 5, 4), 10)
+    steps[0, 1, 0] = 3000
+    table = xr.Dataset({"noise_fit": (("snr", "n", "seed"), nf), "steps": (("snr", "n", "seed"), steps),
+                        "interpolation_threshold": ("snr", [20.0])},
+                       coords={"snr": [1.0], "n": ns, "seed": range(4)}, attrs={"max_steps": 3000})
+    out = below_threshold_fit(table, tol=0.01, factor=1.5)  # n <= 13.3: n = 5 and 10, 8 members
+    assert out["members"] == 8 and out["fraction"] == 7 / 8 and out["stopped_short"] == 1 / 8
