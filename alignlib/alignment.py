@@ -155,6 +155,28 @@ def _kept_pairs(pairwise, block, metric, options, ia, ib, keep) -> np.ndarray:
     return out
 
 
+def merge_metric_parts(parts: list[xr.Dataset], metrics: list[str]) -> xr.Dataset:
+    """The table ``compute_alignment(cube, metrics)`` from the tables of groups of those metrics.
+
+    ``parts``: ``compute_alignment(cube, group)`` for groups that together hold every metric
+    (the pipeline's align_part jobs). A metric's values and its ``alignment_note`` depend on
+    that metric alone, so the parts stacked along ``metric`` in the order of ``metrics`` are the
+    table one job would have computed; everything else must agree between the parts.
+    """
+    # metric names as objects while stacking: fixed-width strings would be cut to the first part's width
+    parts = [part.assign_coords(metric=np.asarray(part["metric"].values, dtype=object)) for part in parts]
+    merged = xr.concat(parts, dim="metric", data_vars="minimal", coords="minimal", compat="override",
+                       join="exact", combine_attrs="override")
+    present = [str(m) for m in merged["metric"].values]
+    if len(set(present)) != len(present):
+        raise ValueError(f"align parts overlap: metrics {present}")
+    order = [m for m in metrics if m in present]
+    merged = merged.sel(metric=order).assign_coords(metric=order)
+    if "alignment_note" in merged:
+        merged["alignment_note"] = merged["alignment_note"].astype(str)
+    return merged
+
+
 def pair_mean(alignment: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
     """Mean over pairs and its standard error from the delete-one-member jackknife.
 

@@ -190,16 +190,26 @@ def all_verdicts(tables: dict, primary_metrics: dict | None = None) -> tuple[pd.
     """Verdicts and per-cell rows of every task ({task: alignment table}), plus claim 3 across task
     groups; a task without any finite alignment gets explicit undecided rows instead of disappearing."""
     primary_metrics = primary_metrics or {}
-    verdicts, cells = [], []
-    for task, table in tables.items():
-        if not bool(np.isfinite(table["alignment"]).any()):
-            verdicts.append(no_value_rows(task, "no finite alignment value in this task's alignment.nc"))
-            continue
-        v, c = task_verdicts(table, table, primary_metrics.get(task))
-        verdicts.append(v)
-        cells.append(c)
-    frame = pd.concat(verdicts, ignore_index=True)
-    frame = pd.concat([frame, claim3_rows(frame, {t: task_groups(tab) for t, tab in tables.items()})],
+    return combine_task_results({task: task_result(task, table, primary_metrics.get(task))
+                                 for task, table in tables.items()})
+
+
+def task_result(task: str, table: xr.Dataset, primary_metric: str | None = None) -> dict:
+    """One task's share of :func:`all_verdicts`: its verdict rows, its per-cell rows (None when the
+    table has no finite value) and its claim-3 groups. The pipeline computes it per task, in
+    parallel, and :func:`combine_task_results` stacks the tasks."""
+    if not bool(np.isfinite(table["alignment"]).any()):
+        verdicts, cells = no_value_rows(task, "no finite alignment value in this task's alignment.nc"), None
+    else:
+        verdicts, cells = task_verdicts(table, table, primary_metric)
+    return {"verdicts": verdicts, "cells": cells, "groups": task_groups(table)}
+
+
+def combine_task_results(results: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(verdicts, summary) of all tasks from their :func:`task_result` ({task: result}, in config order)."""
+    cells = [r["cells"] for r in results.values() if r["cells"] is not None]
+    frame = pd.concat([r["verdicts"] for r in results.values()], ignore_index=True)
+    frame = pd.concat([frame, claim3_rows(frame, {t: r["groups"] for t, r in results.items()})],
                       ignore_index=True)
     return tidy(frame), (pd.concat(cells, ignore_index=True) if cells else pd.DataFrame())
 
