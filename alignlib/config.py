@@ -66,12 +66,6 @@ def has_linear_theory(task: dict) -> bool:
             and task["dataset"]["kind"] == "gaussian_linear" and task["noise"]["kind"] == "target_gaussian")
 
 
-def n_groups(task: dict, n_per_job: int) -> list[list[int]]:
-    """The task's sample sizes, sorted, in groups of n_per_job: one training job each."""
-    ns = sorted(task["n"])
-    return [ns[i:i + n_per_job] for i in range(0, len(ns), n_per_job)]
-
-
 def check_config(config: dict, check_files: bool = True) -> None:
     """Checks beyond the schema; raises ConfigError naming the key.
 
@@ -241,6 +235,18 @@ def layer_widths(task: dict) -> list[int]:
     return widths + list(net["hidden"]) + [out]
 
 
+def task_jobs_by_rule(config: dict, task: dict) -> list[str]:
+    """The rule of each job one task adds to a run (job sizes: alignlib.jobsize)."""
+    from .jobsize import cube_groups, metric_groups, n_groups
+
+    chunks = n_groups(task, config["n_per_job"], config["job_seconds"])
+    cubes = cube_groups(chunks, task, 2 if config.get("activation_dtype") == "float16" else 4)
+    parts = metric_groups(task, config["metrics"], config["align_metrics_per_job"], config["job_seconds"])
+    align_parts = ["align_part"] * len(parts) if len(parts) > 1 else []  # one group: align computes it itself
+    return (["task_data"] + ["train"] * len(chunks) + ["extract"] * len(cubes) + align_parts
+            + ["align", "claims", "figures"] + ["theory_residuals"] * has_linear_theory(task))
+
+
 def plan_summary(config: dict) -> str:
     """Members, jobs and the expected size of the activation cubes, for the start of a run."""
     bytes_per_value = 2 if config.get("activation_dtype") == "float16" else 4
@@ -250,9 +256,7 @@ def plan_summary(config: dict) -> str:
         task_members = len(task["snr"]) * len(task["n"]) * task["seeds"]
         widths = layer_widths(task)
         task_bytes = task_members * len(widths) * max(widths) * task["probes"] * bytes_per_value
-        chunks = len(n_groups(task, config["n_per_job"]))
-        # data, train + extract per chunk, align, figures (+ the linear task's theory figure)
-        task_jobs = 1 + 2 * chunks + 2 + has_linear_theory(task)
+        task_jobs = len(task_jobs_by_rule(config, task))
         members, jobs, cube_bytes = members + task_members, jobs + task_jobs, cube_bytes + task_bytes
         lines.append(f"  {name}: {task_members} members, {task_jobs} jobs, cubes <= {task_bytes / 1e9:.2f} GB")
     jobs += 2  # summary, all

@@ -1,6 +1,7 @@
 """Figures of a task's alignment table (matplotlib, no display needed).
 
-Every figure is saved as PNG and PDF side by side, each written atomically.
+Every figure is drawn once and saved as PNG (and, when asked, as PDF beside it), each file
+written atomically.
 """
 
 from __future__ import annotations
@@ -37,12 +38,12 @@ def metric_label(metric: str, layer: str) -> str:
     return f"{METRIC_LABELS.get(metric, metric)} ({layer})"
 
 
-def save_figure(fig, png_path) -> list[Path]:
-    """Save ``fig`` as ``png_path`` and the same name with .pdf; atomic per file."""
+def save_figure(fig, png_path, pdf: bool = False) -> list[Path]:
+    """Save ``fig`` as ``png_path`` and, with ``pdf``, the same name with .pdf (one drawing); atomic per file."""
     png_path = Path(png_path)
     png_path.parent.mkdir(parents=True, exist_ok=True)
     written = []
-    for path in (png_path, png_path.with_suffix(".pdf")):
+    for path in (png_path, png_path.with_suffix(".pdf")) if pdf else (png_path,):
         tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
         fig.savefig(tmp, dpi=150, bbox_inches="tight")
         os.replace(tmp, path)

@@ -1,6 +1,33 @@
-rule align:
+# A task whose metrics make more than job_seconds of work is split: one align_part job per metric
+# group (alignlib.jobsize.metric_groups), merged by the task's align job into alignment.nc. A task
+# with one group is computed by its align job alone (no part files).
+rule align_part:
     input:
         cubes=activation_cubes,
+        data=f"{RESULTS}/{{task}}/data/data.nc",
+    output:
+        f"{RESULTS}/{{task}}/align_parts/{{metrics}}.nc",
+    params:
+        task_cfg=task_config,
+        metrics=part_metrics,
+        device=config["device"],
+    log:
+        f"{RESULTS}/{{task}}/logs/align_{{metrics}}.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=GPUS_PER_JOB,
+    conda:
+        "../envs/alignlib.yaml"
+    script:
+        "../scripts/align_part.py"
+
+
+rule align:
+    input:
+        cubes=align_cubes,
+        parts=align_part_files,
         data=f"{RESULTS}/{{task}}/data/data.nc",
     output:
         f"{RESULTS}/{{task}}/alignment.nc",

@@ -1,7 +1,9 @@
 # Input functions and path helpers shared by the rules.
-from alignlib.config import has_linear_theory, n_groups
+from alignlib.config import has_linear_theory
+from alignlib.jobsize import cube_groups, metric_groups, n_groups, part_name
 
 RESULTS = config["results"]
+FIGURE_PDF = config["figure_pdf"]
 # Jobs that compute with torch ask for one GPU exactly when the config asks for CUDA
 # (SLURM: sbatch --gpus=1; locally counted against --resources gpu=K).
 GPUS_PER_JOB = 1 if config["device"] == "cuda" else 0
@@ -16,32 +18,87 @@ FIGURE_KINDS = [
 wildcard_constraints:
     task="[A-Za-z][A-Za-z0-9_]*",
     ns="[0-9]+(-[0-9]+)*",
+    metrics="[A-Za-z0-9_]+([+][A-Za-z0-9_]+)*",
 
 
 def task_config(wildcards):
     return config["tasks"][wildcards.task]
 
 
+# Job sizes (alignlib.jobsize): training jobs of about job_seconds each (n_per_job), their
+# activations in one cube per task (several only past 2 GB), metrics in align jobs of about
+# job_seconds each (align_metrics_per_job); a task with one metric group is aligned by one job.
+def training_chunks(task):
+    return n_groups(config["tasks"][task], config["n_per_job"], config["job_seconds"])
+
+
+def cube_chunks(task):
+    bytes_per_value = 2 if config["activation_dtype"] == "float16" else 4
+    return cube_groups(training_chunks(task), config["tasks"][task], bytes_per_value)
+
+
+def joined(ns):
+    return "-".join(str(n) for n in ns)
+
+
 def n_chunks(task):
     """Wildcard values of the task's training jobs: their sample sizes joined by '-'."""
-    groups = n_groups(config["tasks"][task], config["n_per_job"])
-    return ["-".join(str(n) for n in group) for group in groups]
+    return [joined(group) for group in training_chunks(task)]
 
 
 def chunk_ns(wildcards):
     return [int(n) for n in wildcards.ns.split("-")]
 
 
+def cube_models(wildcards):
+    """The model files of the training chunks that make up the cube n{ns}."""
+    ns = set(chunk_ns(wildcards))
+    chunks = [c for c in training_chunks(wildcards.task) if set(c) <= ns]
+    if sorted(n for c in chunks for n in c) != sorted(ns):
+        raise WorkflowError(f"activations/n{wildcards.ns}.nc of task {wildcards.task} is not a cube of the "
+                            "current grid and job sizes")
+    return [f"{RESULTS}/{wildcards.task}/models/n{joined(c)}.nc" for c in chunks]
+
+
 def activation_cubes(wildcards):
     return expand(
         f"{RESULTS}/{{task}}/activations/n{{ns}}.nc",
         task=wildcards.task,
-        ns=n_chunks(wildcards.task),
+        ns=[joined(c) for c in cube_chunks(wildcards.task)],
     )
 
 
+def align_groups(task):
+    """The metric groups of the task's align jobs."""
+    return metric_groups(config["tasks"][task], config["metrics"], config["align_metrics_per_job"],
+                         config["job_seconds"])
+
+
+def align_part_files(wildcards):
+    """The align_part outputs merged by the task's align job; none when one job computes every metric."""
+    groups = align_groups(wildcards.task)
+    if len(groups) < 2:
+        return []
+    return [f"{RESULTS}/{wildcards.task}/align_parts/{part_name(g)}.nc" for g in groups]
+
+
+def align_cubes(wildcards):
+    """The cubes the align job reads: all of the task's when it computes the metrics itself, else none."""
+    return [] if align_part_files(wildcards) else activation_cubes(wildcards)
+
+
+def part_metrics(wildcards):
+    return wildcards.metrics.split("+")
+
+
+def pdfs(*names):
+    """The PDF siblings of figures (figures/<task>_<name>.pdf) when the config asks for them (figure_pdf)."""
+    return [f"{RESULTS}/figures/{{task}}_{name}.pdf" for name in names] if FIGURE_PDF else []
+
+
 def task_figures(task):
-    return [f"{RESULTS}/figures/{task}_{kind}.png" for kind in FIGURE_KINDS]
+    extensions = ["png", "pdf"] if FIGURE_PDF else ["png"]
+    return [f"{RESULTS}/figures/{task}_{kind}.{ext}" for kind in FIGURE_KINDS for ext in extensions]
 
 
 def all_outputs():
@@ -51,4 +108,5 @@ def all_outputs():
         outputs += task_figures(task)
         if has_linear_theory(config["tasks"][task]):
             outputs.append(f"{RESULTS}/figures/{task}_theory_residuals.png")
+            outputs += [f"{RESULTS}/figures/{task}_theory_residuals.pdf"] if FIGURE_PDF else []
     return outputs

@@ -1,7 +1,9 @@
+# One job per activation cube: all of a task's training chunks at once (a task of the default
+# config is one cube), so the forward passes of milliseconds do not each pay a process start-up.
 rule extract:
     input:
         data=f"{RESULTS}/{{task}}/data/data.nc",
-        models=f"{RESULTS}/{{task}}/models/n{{ns}}.nc",
+        models=cube_models,
     output:
         f"{RESULTS}/{{task}}/activations/n{{ns}}.nc",
     params:
@@ -12,7 +14,7 @@ rule extract:
         f"{RESULTS}/{{task}}/logs/extract_n{{ns}}.log",
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=4000,
         runtime=30,
         gpu=GPUS_PER_JOB,
     conda:

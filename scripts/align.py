@@ -1,27 +1,37 @@
-"""Rule align: all metrics for all member pairs at every grid point of the task."""
-import torch
+"""Rule align: the task's alignment.nc: every metric for all member pairs at every grid point (computed
+here, or merged from the task's align_part jobs), the interpolation thresholds and, for a linear
+network, the theory."""
+import torch  # noqa: F401  (imported before job_clock, which sets its threads)
 
-from alignlib.alignment import compute_alignment, linear_theory
+from alignlib.alignment import compute_alignment, linear_theory, merge_metric_parts
 from alignlib.config import has_linear_theory
 from alignlib.cubes import open_activations, read_netcdf, undeclared_cubes, write_netcdf
 from alignlib.device import job_device
 from alignlib.divergence import exclusion_note, require_finite_alignment
 from alignlib.runlog import log_to, warn
 from alignlib.threshold import task_thresholds
+from alignlib.timing import job_clock
 
-with log_to(snakemake.log[0]) as log, job_device(snakemake.params.device) as device:
-    torch.set_num_threads(snakemake.threads)
-    task, cubes = snakemake.wildcards.task, list(snakemake.input.cubes)
-    for stale in undeclared_cubes(cubes):  # an earlier grid's cube: never read
-        print(f"not read (not in the current grid): {stale}; remove it with rm {stale}", file=log)
-    cube = open_activations(cubes, expected_n=snakemake.params.task_cfg["n"], key=f"tasks.{task}.n")
-    table = compute_alignment(cube, snakemake.params.metrics, device=device, log=log,
-                              probe_x=read_netcdf(snakemake.input.data)["probe_x"].values)
+with log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as clock:
+    task, cfg = snakemake.wildcards.task, snakemake.params.task_cfg
+    data = read_netcdf(snakemake.input.data)
+    if snakemake.input.parts:  # metric groups computed by the align_part jobs
+        parts = [read_netcdf(path) for path in snakemake.input.parts]
+        with clock.numerics():
+            table = merge_metric_parts(parts, snakemake.params.metrics)
+    else:
+        cubes = list(snakemake.input.cubes)
+        for stale in undeclared_cubes(cubes):  # an earlier grid's cube: never read
+            print(f"not read (not in the current grid): {stale}; remove it with rm {stale}", file=log)
+        cube = open_activations(cubes, expected_n=cfg["n"], key=f"tasks.{task}.n")
+        with job_device(snakemake.params.device) as device, clock.numerics():
+            table = compute_alignment(cube, snakemake.params.metrics, device=device, log=log,
+                                      probe_x=data["probe_x"].values)
     require_finite_alignment(table, task)
-    tol = snakemake.params.task_cfg["interpolation_tol"]
-    table = table.merge(task_thresholds(table, tol), combine_attrs="override")
-    if has_linear_theory(snakemake.params.task_cfg):
-        table = table.merge(linear_theory(table, read_netcdf(snakemake.input.data)))
+    with clock.numerics():
+        table = table.merge(task_thresholds(table, cfg["interpolation_tol"]), combine_attrs="override")
+        if has_linear_theory(cfg):
+            table = table.merge(linear_theory(table, data))
     table.attrs.pop("diverged_note", None)
     note = exclusion_note(table)
     if note:

@@ -1,16 +1,19 @@
-"""Rule extract: every member's activations on the shared probes, as a NetCDF cube."""
-import torch
+"""Rule extract: every member's activations on the shared probes, for all training chunks of one cube."""
+import torch  # noqa: F401  (imported before job_clock, which sets its threads)
+import xarray as xr
 
 from alignlib.cubes import read_netcdf, write_netcdf
 from alignlib.device import job_device
 from alignlib.experiment import extract_activations
 from alignlib.runlog import log_to
+from alignlib.timing import job_clock
 
-with log_to(snakemake.log[0]), job_device(snakemake.params.device) as device:
-    torch.set_num_threads(snakemake.threads)
+with (log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as clock,
+      job_device(snakemake.params.device) as device):
     data = read_netcdf(snakemake.input.data)
-    models = read_netcdf(snakemake.input.models)
-    cube = extract_activations(snakemake.params.task_cfg, data, models, device,
-                               storage_dtype=snakemake.params.activation_dtype)
+    models = xr.concat([read_netcdf(path) for path in snakemake.input.models], dim="n")  # the chunks, by n
+    with clock.numerics():
+        cube = extract_activations(snakemake.params.task_cfg, data, models, device,
+                                   storage_dtype=snakemake.params.activation_dtype)
     print(cube)
     write_netcdf(cube, snakemake.output[0])

@@ -1,4 +1,4 @@
-"""Rule figures: the task's alignment figures."""
+"""Rule figures: the task's alignment figures (each drawn once; PNG, and PDF when figure_pdf is set)."""
 from alignlib.alignment import dense_linear_theory, linear_input_dim
 from alignlib.cubes import read_netcdf
 from alignlib.figures import (
@@ -9,15 +9,19 @@ from alignlib.figures import (
     save_figure,
 )
 from alignlib.runlog import log_to
+from alignlib.timing import job_clock
 from alignlib.verdicts import decoupled_highlights
 
-with log_to(snakemake.log[0]):
+with log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as clock:
     table = read_netcdf(snakemake.input.alignment)
-    d = linear_input_dim(table)
-    has_theory = "theory" in table  # written by the align rule where a closed form exists
-    dense = dense_linear_theory(table) if has_theory else None
-    save_figure(alignment_vs_n(table, threshold=d, theory=dense), snakemake.output.n)
-    save_figure(alignment_vs_snr(table, theory=table["theory"] if has_theory else None), snakemake.output.snr)
-    highlight = decoupled_highlights(table)
-    save_figure(alignment_vs_test_error(table, highlight=highlight), snakemake.output.error)
-    save_figure(alignment_per_layer_vs_n(table, threshold=d), snakemake.output.layers)
+    pdf = snakemake.params.pdf
+    with clock.numerics():
+        d = linear_input_dim(table)
+        has_theory = "theory" in table  # written by the align rule where a closed form exists
+        dense = dense_linear_theory(table) if has_theory else None
+        save_figure(alignment_vs_n(table, threshold=d, theory=dense), snakemake.output.n, pdf)
+        save_figure(alignment_vs_snr(table, theory=table["theory"] if has_theory else None), snakemake.output.snr,
+                    pdf)
+        highlight = decoupled_highlights(table)
+        save_figure(alignment_vs_test_error(table, highlight=highlight), snakemake.output.error, pdf)
+        save_figure(alignment_per_layer_vs_n(table, threshold=d), snakemake.output.layers, pdf)

@@ -1,12 +1,16 @@
-"""Rule summary: the paper's claims tested on every task: verdicts.csv (one verdict per claim and task,
-then per metric) and summary.csv (every per-cell test behind them)."""
-from alignlib.cubes import read_netcdf
-from alignlib.runlog import log_to
-from alignlib.verdicts import all_verdicts, write_csv
+"""Rule summary: the paper's claims on every task: verdicts.csv (one verdict per claim and task, then per
+metric, and claim 3 across groups of tasks) and summary.csv (every per-cell test behind them), stacked
+from the tasks' claims jobs."""
+import pandas as pd
 
-with log_to(snakemake.log[0]):
-    tables = {task: read_netcdf(path) for task, path in zip(snakemake.params.tasks, snakemake.input)}
-    verdicts, summary = all_verdicts(tables, snakemake.params.primary_metrics)
+from alignlib.runlog import log_to
+from alignlib.timing import job_clock
+from alignlib.verdicts import combine_task_results, write_csv
+
+with log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as clock:
+    results = {task: pd.read_pickle(path) for task, path in zip(snakemake.params.tasks, snakemake.input)}
+    with clock.numerics():
+        verdicts, summary = combine_task_results(results)
     print(verdicts[verdicts.level == "headline"].to_string())
     write_csv(summary, snakemake.output.summary)
     write_csv(verdicts, snakemake.output.verdicts)

@@ -1,5 +1,5 @@
 """Rule train: every (snr, seed) member at each n of this job, batched per n."""
-import torch
+import torch  # noqa: F401  (imported before job_clock, which sets its threads)
 import xarray as xr
 
 from alignlib.cubes import read_netcdf, write_netcdf
@@ -7,16 +7,18 @@ from alignlib.device import job_device
 from alignlib.divergence import check_divergence
 from alignlib.experiment import model_attrs, train_grid_n
 from alignlib.runlog import log_to, warn
+from alignlib.timing import job_clock
 
-with log_to(snakemake.log[0]) as log, job_device(snakemake.params.device) as device:
-    torch.set_num_threads(snakemake.threads)
+with (log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as clock,
+      job_device(snakemake.params.device) as device):
     task, cfg = snakemake.wildcards.task, snakemake.params.task_cfg
     print(f"device: {device}", file=log)
     data = read_netcdf(snakemake.input.data)
-    parts = [train_grid_n(task, cfg, data, n, device, log=log) for n in snakemake.params.ns]
-    models = xr.concat(parts, dim="n")
-    models.attrs.update(model_attrs(task, cfg, data))
-    note = check_divergence(models, task, cfg, snakemake.params.on_divergence)  # fails by default
+    with clock.numerics():
+        parts = [train_grid_n(task, cfg, data, n, device, log=log) for n in snakemake.params.ns]
+        models = xr.concat(parts, dim="n")
+        models.attrs.update(model_attrs(task, cfg, data))
+        note = check_divergence(models, task, cfg, snakemake.params.on_divergence)  # fails by default
     if note:
         models.attrs["diverged_note"] = note
         warn(note, log)

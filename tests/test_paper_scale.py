@@ -29,7 +29,11 @@ def test_paper_scale_dry_run(tmp_path):
     assert summary, out[-3000:]
     tasks, members, jobs, _ = summary.groups()
     assert int(tasks) == 7 and int(members) == 7 * 10 * 40 * 20
-    # 40 n in jobs of 4: per task data + 10 train + 10 extract + align + figures; linear adds
-    # its theory figure; then summary and all
-    assert int(jobs) == 7 * 23 + 1 + 2
+    stats = dict(re.findall(r"^(\w+)\s+(\d+)$", out[out.index("Job stats:"):], re.MULTILINE))
+    assert int(jobs) == int(stats["total"])  # the announced count is the DAG's
+    assert int(stats["train"]) == 7 * 10  # 40 n in jobs of 4 (n_per_job: 4)
+    # one job per task for data, align, claims, figures; extract per cube (<= 2 GB each)
+    for rule in ("task_data", "align", "claims", "figures"):
+        assert int(stats[rule]) == 7, rule
+    assert 7 <= int(stats["extract"]) <= 70 and int(stats["theory_residuals"]) == 1
     assert not (tmp_path / "run" / "results_paper").exists()

@@ -1,4 +1,5 @@
 """The real snakemake on the tiny config, end to end: files, contracts, the paper's claims."""
+import io
 import subprocess
 import sys
 
@@ -6,9 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+import yaml
 
-from alignlib.alignment import pair_mean
-from alignlib.cubes import open_activations, read_netcdf
+from alignlib.alignment import compute_alignment, linear_theory, pair_mean
+from alignlib.config import has_linear_theory
+from alignlib.cubes import open_activations, read_netcdf, write_netcdf
+from alignlib.threshold import task_thresholds
+from alignlib.verdicts import all_verdicts, write_csv
 from conftest import REPO, run_snakemake
 
 pytestmark = pytest.mark.workflow
@@ -17,12 +22,12 @@ FIGURES = ["alignment_vs_n", "alignment_vs_snr", "alignment_vs_test_error"]
 
 def test_outputs_exist(tiny_run):
     for kind in FIGURES:
-        for ext in ("png", "pdf"):
-            path = tiny_run / "figures" / f"linear_regression_{kind}.{ext}"
-            assert path.stat().st_size > 10_000, path
+        path = tiny_run / "figures" / f"linear_regression_{kind}.png"
+        assert path.stat().st_size > 10_000, path
+        assert not path.with_suffix(".pdf").exists()  # PDFs only with figure_pdf: true
     summary = pd.read_csv(tiny_run / "summary.csv")
-    assert set(summary["claim"]) >= {"alignment increases with SNR",
-                                     "alignment minimal near the interpolation threshold"}
+    assert set(summary["claim_text"]) >= {"alignment increases with SNR",
+                                          "alignment minimal near the interpolation threshold"}
 
 
 def test_alignment_follows_the_contract(tiny_run, tiny_config):
@@ -73,12 +78,49 @@ def test_claims_on_tiny_grid(tiny_run):
         assert np.all(np.diff(mean.sel(n=n).values) > 0), f"not increasing in SNR at n={n}"
 
 
-def test_job_granularity_does_not_change_numbers(tiny_run, tiny_config, tmp_path):
-    """Re-run with one n per job: every number is reproduced from config and seeds alone."""
-    run_snakemake(tmp_path, dict(tiny_config, n_per_job=1), f"{tmp_path}/results/linear_regression/alignment.nc")
-    a = read_netcdf(tiny_run / "linear_regression" / "alignment.nc")
-    b = read_netcdf(tmp_path / "results" / "linear_regression" / "alignment.nc")
-    xr.testing.assert_allclose(a, b, rtol=0, atol=1e-9)
+def test_job_layout_does_not_change_results(tiny_run, tiny_config, tmp_path):
+    """Another job layout (one n per training job, one metric per align job, merged by align; the
+    tiny run has one align job per task) reproduces alignment.nc, summary.csv and verdicts.csv exactly."""
+    results = tmp_path / "results"
+    run_snakemake(tmp_path, dict(tiny_config, n_per_job=1, align_metrics_per_job=1),
+                  str(results / "summary.csv"), str(results / "verdicts.csv"))
+    assert (results / "linear_regression" / "align_parts" / "cosine_end_to_end.nc").exists()
+    assert (results / "linear_regression" / "models" / "n4.nc").exists()
+    for task in tiny_config["tasks"]:
+        xr.testing.assert_identical(read_netcdf(results / task / "alignment.nc"),
+                                    read_netcdf(tiny_run / task / "alignment.nc"))
+    for name in ("summary.csv", "verdicts.csv"):
+        assert (results / name).read_bytes() == (tiny_run / name).read_bytes(), name
+
+
+def test_results_equal_one_job_per_stage(tiny_run, tiny_config, tmp_path):
+    """The layout before jobs were sized (one align computation over all of a task's cubes, one
+    summary computation over all tasks), recomputed here: the same alignment.nc, summary and verdicts."""
+    tables = {}
+    order = yaml.safe_load((tiny_run.parent / "config.yaml").read_text())["tasks"]  # the run's task order
+    for task, cfg in ((t, tiny_config["tasks"][t]) for t in order):
+        data = read_netcdf(tiny_run / task / "data" / "data.nc")
+        cube = open_activations(sorted((tiny_run / task / "activations").glob("n*.nc")), expected_n=cfg["n"])
+        table = compute_alignment(cube, tiny_config["metrics"], log=io.StringIO(), probe_x=data["probe_x"].values)
+        table = table.merge(task_thresholds(table, cfg["interpolation_tol"]), combine_attrs="override")
+        if has_linear_theory(cfg):
+            table = table.merge(linear_theory(table, data))
+        write_netcdf(table, tmp_path / f"{task}.nc")
+        tables[task] = read_netcdf(tiny_run / task / "alignment.nc")
+        xr.testing.assert_identical(read_netcdf(tmp_path / f"{task}.nc"), tables[task])
+    verdicts, summary = all_verdicts(tables, {t: c["primary_metric"] for t, c in tiny_config["tasks"].items()})
+    write_csv(summary, tmp_path / "summary.csv")
+    write_csv(verdicts, tmp_path / "verdicts.csv")
+    for name in ("summary.csv", "verdicts.csv"):
+        assert (tmp_path / name).read_bytes() == (tiny_run / name).read_bytes(), name
+
+
+def test_figure_pdf_adds_pdf_targets(tiny_config, tmp_path):
+    for pdf in (False, True):
+        proc = run_snakemake(tmp_path, dict(tiny_config, figure_pdf=pdf), "-n")
+        out = proc.stdout + proc.stderr
+        for name in ("linear_regression_alignment_vs_n.pdf", "linear_regression_theory_residuals.pdf"):
+            assert (name in out) == pdf, (name, pdf)
 
 
 def test_second_run_has_nothing_to_do(tiny_run, tiny_config):

@@ -1,0 +1,173 @@
+"""Job sizes (alignlib.jobsize), the merge of align parts, per-task claims and job timing (alignlib.timing)."""
+import io
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+import xarray as xr
+import yaml
+
+from alignlib.alignment import compute_alignment, merge_metric_parts
+from alignlib.config import task_jobs_by_rule
+from alignlib.data import make_task_data
+from alignlib.experiment import extract_activations, model_attrs, train_grid_n
+from alignlib.jobsize import (
+    align_seconds,
+    cube_groups,
+    metric_groups,
+    n_groups,
+    part_name,
+    train_seconds,
+)
+from alignlib.timing import TAG, JobClock, job_clock, parse_timing, set_threads
+from conftest import REPO, validated
+
+
+@pytest.fixture(scope="module")
+def default_config():
+    return validated(yaml.safe_load((REPO / "config.yaml").read_text()))
+
+
+def test_integer_n_per_job_gives_consecutive_groups(default_config):
+    task = default_config["tasks"]["mlp_regression"]
+    groups = n_groups(task, 4)
+    assert groups == [sorted(task["n"])[i:i + 4] for i in range(0, 13, 4)]
+    assert n_groups(task, 1) == [[n] for n in sorted(task["n"])]
+
+
+@pytest.mark.parametrize("job_seconds", [5, 30, 1000])
+def test_auto_groups_cover_the_grid_in_consecutive_runs_sized_by_work(default_config, job_seconds):
+    for task in default_config["tasks"].values():
+        groups = n_groups(task, "auto", job_seconds)
+        ns = sorted(task["n"])
+        assert [n for g in groups for n in g] == ns  # each n once, in order: consecutive runs
+        total = sum(train_seconds(task, n) for n in ns)
+        assert len(groups) <= min(len(ns), math.ceil(total / job_seconds))  # fewer when one n dominates
+        assert n_groups(task, "auto", job_seconds) == groups  # deterministic
+        largest = max(train_seconds(task, n) for n in ns)
+        for g in groups:  # no run above twice the target, unless the costliest single n is larger
+            assert sum(train_seconds(task, n) for n in g) <= max(2 * job_seconds, largest) + 1e-9
+
+
+def test_default_linear_task_is_one_training_job_and_several_align_jobs(default_config):
+    linear = default_config["tasks"]["linear_regression"]
+    assert len(n_groups(linear, "auto", 30)) == 1  # 13 n of ~20 preconditioned steps each
+    groups = metric_groups(linear, default_config["metrics"], "auto", 30)
+    assert len(groups) > 1
+    assert sorted(m for g in groups for m in g) == sorted(default_config["metrics"])
+    for g in groups:  # each group in the config's order
+        assert g == [m for m in default_config["metrics"] if m in g]
+        assert sum(align_seconds(linear, m) for m in g) <= 2 * 30 or len(g) == 1
+
+
+def test_metric_groups_leave_out_the_end_to_end_cosine_of_nonlinear_networks(default_config):
+    mlp = default_config["tasks"]["mlp_regression"]
+    groups = metric_groups(mlp, default_config["metrics"], 1)
+    assert [g[0] for g in groups] == [m for m in default_config["metrics"] if m != "cosine_end_to_end"]
+    assert metric_groups(mlp, default_config["metrics"], "auto", 1e6) == [
+        [m for m in default_config["metrics"] if m != "cosine_end_to_end"]]
+    assert part_name(["cca", "svcca"]) == "cca+svcca"
+
+
+def test_cube_groups_join_chunks_up_to_the_size_limit(default_config):
+    task = default_config["tasks"]["linear_regression"]
+    chunks = n_groups(task, 2)
+    assert cube_groups(chunks, task) == [sorted(task["n"])]  # 0.3 GB: one cube
+    small = cube_groups(chunks, task, limit=1)  # every chunk its own cube
+    assert small == chunks
+
+
+def test_job_count_of_the_default_config(default_config):
+    rules = [r for task in default_config["tasks"].values() for r in task_jobs_by_rule(default_config, task)]
+    assert rules.count("task_data") == rules.count("extract") == rules.count("align") == 5
+    assert rules.count("claims") == rules.count("figures") == 5
+    assert rules.count("train") < 20 and len(rules) + 2 < 60  # was 130 jobs with one n per job
+
+
+@pytest.fixture(scope="module")
+def small_cube(tiny_config):
+    cfg = tiny_config["tasks"]["linear_regression"]
+    data = make_task_data("linear_regression", cfg)
+    models = xr.concat([train_grid_n("linear_regression", cfg, data, n, "cpu", log=io.StringIO())
+                        for n in (7, 14)], dim="n")
+    models.attrs.update(model_attrs("linear_regression", cfg, data))
+    return extract_activations(cfg, data, models, "cpu"), data
+
+
+@pytest.mark.parametrize("groups", [
+    [["cka_linear", "cosine_end_to_end"], ["rsa", "cca"]],
+    [["cosine_end_to_end"], ["cca"], ["cka_linear", "rsa"]],
+])
+def test_merged_parts_equal_one_computation(small_cube, single_torch_thread, groups):
+    cube, data = small_cube
+    metrics = ["cka_linear", "rsa", "cca", "cosine_end_to_end"]
+    whole = compute_alignment(cube, metrics, log=io.StringIO(), probe_x=data["probe_x"].values)
+    parts = [compute_alignment(cube, g, log=io.StringIO(), probe_x=data["probe_x"].values) for g in groups]
+    merged = merge_metric_parts(parts[::-1], metrics)  # the order of the parts does not matter
+    xr.testing.assert_identical(merged, whole)
+    assert merged["metric"].values.tolist() == metrics
+    with pytest.raises(ValueError, match="overlap"):
+        merge_metric_parts(parts + parts[:1], metrics)
+
+
+def test_per_task_claims_stack_to_all_verdicts(tiny_run, tiny_config):
+    from alignlib.cubes import read_netcdf
+    from alignlib.verdicts import all_verdicts, combine_task_results, task_result
+
+    tables = {task: read_netcdf(tiny_run / task / "alignment.nc") for task in tiny_config["tasks"]}
+    primary = {t: c["primary_metric"] for t, c in tiny_config["tasks"].items()}
+    verdicts, summary = all_verdicts(tables, primary)
+    stacked = combine_task_results({t: task_result(t, table, primary[t]) for t, table in tables.items()})
+    assert stacked[0].equals(verdicts) and stacked[1].equals(summary)
+
+
+def test_job_clock_writes_one_parseable_line(tmp_path):
+    log = io.StringIO()
+    with job_clock(log, threads=1) as clock:
+        with clock.numerics():
+            with clock.numerics():  # nested blocks count once
+                sum(range(10_000))
+        outside = clock.numerics_s
+    record = parse_timing("noise\n" + log.getvalue())
+    assert log.getvalue().startswith(TAG) and record["threads"] == 1
+    assert record["numerics_s"] == round(outside, 3) <= record["in_script_s"]
+    assert record["process_s"] is None or record["process_s"] >= record["in_script_s"]
+    assert json.loads(JobClock(2).line()[len(TAG):])["threads"] == 2
+    assert parse_timing("no timing here") is None
+
+
+def test_set_threads_sets_torch_and_blas(single_torch_thread, monkeypatch):
+    import torch
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
+                 "NUMEXPR_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)  # restored after the test
+    before = {pool["filepath"]: pool["num_threads"] for pool in threadpool_info()}
+    try:
+        set_threads(2)
+        assert torch.get_num_threads() == 2
+        assert all(pool["num_threads"] == 2 for pool in threadpool_info() if pool["user_api"] == "blas")
+        assert os.environ["OMP_NUM_THREADS"] == "2"
+        set_threads(1)
+        assert torch.get_num_threads() == 1
+    finally:
+        for pool in threadpool_info():
+            threadpool_limits(limits={pool["prefix"]: before.get(pool["filepath"], pool["num_threads"])})
+
+
+def test_save_figure_writes_pdf_only_when_asked(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from alignlib.figures import save_figure
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    assert save_figure(fig, tmp_path / "a.png") == [tmp_path / "a.png"]
+    assert not (tmp_path / "a.pdf").exists()
+    fig, ax = plt.subplots()
+    written = save_figure(fig, tmp_path / "b.png", pdf=True)
+    assert written == [tmp_path / "b.png", tmp_path / "b.pdf"] and all(p.stat().st_size > 0 for p in written)
+    assert np.all([not p.name.startswith(".") for p in tmp_path.iterdir()])  # no temporary files left
