@@ -21,8 +21,8 @@ from .config import layer_widths
 
 # --------------------------------------------------------------------------- training
 
-STEP_SECONDS = 0.8e-3  # dispatch cost of one optimisation step of a batch of members
-MAC_SECONDS = 0.7e-9  # per member, training sample and weight (forward + backward + update)
+STEP_SECONDS = 1.0e-3  # dispatch cost of one optimisation step of a batch of members
+MAC_SECONDS = 0.87e-9  # per member, training sample and weight (forward + backward + update)
 N_SECONDS = 0.05  # per n: noise draws, initialisation, test error
 # preconditioned gradient descent stops after 17-25 steps on the default grid (README);
 # counting 100 keeps the estimate an upper bound without assuming its max_steps
@@ -70,7 +70,7 @@ def train_seconds(task: dict, n: int) -> float:
     return N_SECONDS + steps * (STEP_SECONDS + MAC_SECONDS * members(task) * samples * weights_per_sample(task))
 
 
-def n_groups(task: dict, n_per_job="auto", job_seconds: float = 30.0) -> list[list[int]]:
+def n_groups(task: dict, n_per_job="auto", job_seconds: float = 60.0) -> list[list[int]]:
     """The task's sample sizes in training jobs, each group sorted, groups by their smallest n.
 
     ``n_per_job`` an integer: consecutive groups of that many n (the last may be shorter).
@@ -121,7 +121,7 @@ METRIC_SECONDS = {
     "cka_rbf": 8.7e-8,
     "information_imbalance": 8.2e-8,
     "neighborhood_overlap": 8.2e-8,
-    "mutual_knn": 8.2e-8,
+    "mutual_knn": 5e-8,
     "procrustes": 1.3e-8,
     "cca": 1.9e-8,
     "svcca": 1.9e-8,
@@ -145,7 +145,7 @@ def align_seconds(task: dict, metric: str) -> float:
     return METRIC_SECONDS.get(metric, DEFAULT_METRIC_SECONDS) * grid * layers * task["seeds"] * task["probes"] ** 2
 
 
-def metric_groups(task: dict, metrics, per_job="auto", job_seconds: float = 30.0) -> list[list[str]]:
+def metric_groups(task: dict, metrics, per_job="auto", job_seconds: float = 60.0) -> list[list[str]]:
     """The task's metrics in align jobs, each group in the config's order, groups by their first metric.
 
     ``per_job`` an integer: consecutive groups of that many metrics. ``"auto"``: as few groups
@@ -162,6 +162,38 @@ def metric_groups(task: dict, metrics, per_job="auto", job_seconds: float = 30.0
 def part_name(metrics) -> str:
     """The wildcard value naming an align job: its metrics joined by '+'."""
     return "+".join(metrics)
+
+
+# --------------------------------------------------------------------------- priorities
+
+# Expected seconds of the short per-task jobs, for the priorities only.
+SHORT_JOB_SECONDS = {"extract": 3.0, "align": 3.0, "claims": 10.0, "figures": 10.0, "summary": 2.0}
+
+
+def task_priorities(config: dict, task: str) -> dict:
+    """Scheduling priority of each job of a task: its expected seconds plus those of the longest
+    chain of jobs that waits for it (critical path), so that whatever holds up the end of the run
+    starts first and the run does not end with one long job while the other cores idle.
+
+    Returns {"train": {chunk: p}, "extract": p, "align_part": {part: p}, "align": p, "claims": p,
+    "figures": p}, chunks and parts named as their wildcard values (n joined by '-', metrics by '+').
+    """
+    cfg = config["tasks"][task]
+    short = SHORT_JOB_SECONDS
+    chunks = n_groups(cfg, config["n_per_job"], config["job_seconds"])
+    groups = metric_groups(cfg, config["metrics"], config["align_metrics_per_job"], config["job_seconds"])
+    after_align = max(short["claims"], short["figures"]) + short["summary"]
+    if len(groups) > 1:
+        align = short["align"] + after_align
+        parts = {part_name(g): sum(align_seconds(cfg, m) for m in g) + align for g in groups}
+        after_extract = max(parts.values())
+    else:
+        align = sum(align_seconds(cfg, m) for g in groups for m in g) + after_align
+        parts, after_extract = {}, align
+    extract = short["extract"] + after_extract
+    return {"train": {"-".join(map(str, c)): sum(train_seconds(cfg, n) for n in c) + extract for c in chunks},
+            "extract": extract, "align_part": parts, "align": align,
+            "claims": short["claims"] + short["summary"], "figures": short["figures"]}
 
 
 # --------------------------------------------------------------------------- packing

@@ -7,9 +7,10 @@ oversubscribe its cores), and times the numerics the script marks with ``clock.n
 writing files, imports and process start-up stay outside. When the job ends, one
 machine-readable line goes to its log::
 
-    alignlib-timing: {"numerics_s": 12.31, "in_script_s": 14.02, "process_s": 15.4, "threads": 1}
+    alignlib-timing: {"numerics_s": 12.31, "in_script_s": 14.02, "process_s": 15.4, "threads": 1, "at": 1796172714.82}
 
-``process_s`` is the time since the job's process started (Linux; null elsewhere).
+``process_s`` is the time since the job's process started (Linux; null elsewhere), ``at`` the
+Unix time of the line.
 ``benchmarks/bench_pipeline.py`` adds these lines up per rule.
 """
 
@@ -76,7 +77,7 @@ class JobClock:
         return {"numerics_s": round(self.numerics_s, 3),
                 "in_script_s": round(time.perf_counter() - self._start, 3),
                 "process_s": None if process is None else round(process, 2),
-                "threads": self.threads}
+                "threads": self.threads, "at": round(time.time(), 2)}
 
     def line(self) -> str:
         return f"{TAG} {json.dumps(self.record())}"
@@ -101,3 +102,13 @@ def parse_timing(text: str) -> dict | None:
             with contextlib.suppress(ValueError):
                 record = json.loads(line[len(TAG):])
     return record
+
+
+def fast_exit() -> None:
+    """End a rule script that succeeded without the interpreter's teardown (about 0.6 s once torch
+    is loaded, a tenth of a small job): flush stdout and stderr, then exit with status 0. Call it
+    last, after every output is written and closed (a failing script never reaches it)."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(0)

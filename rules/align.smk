@@ -13,6 +13,7 @@ rule align_part:
         device=config["device"],
     log:
         f"{RESULTS}/{{task}}/logs/align_{{metrics}}.log",
+    priority: critical_path("align_part")
     threads: 1
     resources:
         mem_mb=4000,
@@ -37,6 +38,7 @@ rule align:
         device=config["device"],
     log:
         f"{RESULTS}/{{task}}/logs/align.log",
+    priority: critical_path("align")
     threads: 1
     resources:
         mem_mb=4000,

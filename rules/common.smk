@@ -1,6 +1,8 @@
 # Input functions and path helpers shared by the rules.
 from alignlib.config import has_linear_theory
-from alignlib.jobsize import cube_groups, metric_groups, n_groups, part_name
+from functools import lru_cache
+
+from alignlib.jobsize import cube_groups, metric_groups, n_groups, part_name, task_priorities
 
 RESULTS = config["results"]
 FIGURE_PDF = config["figure_pdf"]
@@ -94,6 +96,24 @@ def part_metrics(wildcards):
 def pdfs(*names):
     """The PDF siblings of figures (figures/<task>_<name>.pdf) when the config asks for them (figure_pdf)."""
     return [f"{RESULTS}/figures/{{task}}_{name}.pdf" for name in names] if FIGURE_PDF else []
+
+
+@lru_cache(maxsize=None)
+def priorities(task):
+    return task_priorities(config, task)
+
+
+def critical_path(rule):
+    """A job's priority: its expected seconds plus those of the longest chain waiting for it
+    (alignlib.jobsize.task_priorities), so that what holds up the end of the run starts first."""
+
+    def of(wildcards):
+        value = priorities(wildcards.task)[rule]
+        if isinstance(value, dict):
+            value = value.get(wildcards.ns if rule == "train" else wildcards.metrics, 0)
+        return int(round(value))
+
+    return of
 
 
 def task_figures(task):

@@ -12,6 +12,7 @@ rule extract:
         activation_dtype=config["activation_dtype"],
     log:
         f"{RESULTS}/{{task}}/logs/extract_n{{ns}}.log",
+    priority: critical_path("extract")
     threads: 1
     resources:
         mem_mb=4000,

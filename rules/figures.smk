@@ -27,6 +27,7 @@ rule figures:
         pdf=FIGURE_PDF,
     log:
         f"{RESULTS}/{{task}}/logs/figures.log",
+    priority: critical_path("figures")
     threads: 1
     resources:
         mem_mb=2000,
@@ -72,6 +73,7 @@ rule claims:
         primary_metric=lambda wildcards: config["tasks"][wildcards.task]["primary_metric"],
     log:
         f"{RESULTS}/{{task}}/logs/claims.log",
+    priority: critical_path("claims")
     threads: 1
     resources:
         mem_mb=1000,

@@ -12,6 +12,7 @@ rule train:
         f"{RESULTS}/{{task}}/logs/train_n{{ns}}.log",
     # torch and BLAS compute with this many threads (alignlib.timing.set_threads); profiles set
     # it per rule with set-threads (small batched networks: 1, and more jobs at once)
+    priority: critical_path("train")
     threads: 1
     resources:
         mem_mb=2000,

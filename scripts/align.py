@@ -10,7 +10,7 @@ from alignlib.device import job_device
 from alignlib.divergence import exclusion_note, require_finite_alignment
 from alignlib.runlog import log_to, warn
 from alignlib.threshold import task_thresholds
-from alignlib.timing import job_clock
+from alignlib.timing import fast_exit, job_clock
 
 with log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as clock:
     task, cfg = snakemake.wildcards.task, snakemake.params.task_cfg
@@ -39,3 +39,4 @@ with log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as clock
         warn(note, log)
     print(table)
     write_netcdf(table, snakemake.output[0])
+fast_exit()  # outputs written and closed: skip the interpreter's teardown

@@ -5,7 +5,7 @@ from alignlib.alignment import compute_alignment
 from alignlib.cubes import open_activations, read_netcdf, undeclared_cubes, write_netcdf
 from alignlib.device import job_device
 from alignlib.runlog import log_to
-from alignlib.timing import job_clock
+from alignlib.timing import fast_exit, job_clock
 
 with (log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as clock,
       job_device(snakemake.params.device) as device):
@@ -17,3 +17,4 @@ with (log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as cloc
     with clock.numerics():
         part = compute_alignment(cube, snakemake.params.metrics, device=device, log=log, probe_x=probe_x)
     write_netcdf(part, snakemake.output[0])
+fast_exit()  # outputs written and closed: skip the interpreter's teardown

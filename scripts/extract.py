@@ -6,7 +6,7 @@ from alignlib.cubes import read_netcdf, write_netcdf
 from alignlib.device import job_device
 from alignlib.experiment import extract_activations
 from alignlib.runlog import log_to
-from alignlib.timing import job_clock
+from alignlib.timing import fast_exit, job_clock
 
 with (log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as clock,
       job_device(snakemake.params.device) as device):
@@ -17,3 +17,4 @@ with (log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as cloc
                                    storage_dtype=snakemake.params.activation_dtype)
     print(cube)
     write_netcdf(cube, snakemake.output[0])
+fast_exit()  # outputs written and closed: skip the interpreter's teardown
