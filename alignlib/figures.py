@@ -34,6 +34,12 @@ METRIC_LABELS = {
 }
 
 
+def _suptitle(fig, ds: xr.Dataset, text: str) -> None:
+    """The figure's title, with a second line when members diverged and were left out."""
+    note = ds.attrs.get("diverged_note")
+    fig.suptitle(text + (f"\n{note}" if note else ""), fontsize=None if not note else 10)
+
+
 def metric_label(metric: str, layer: str) -> str:
     return f"{METRIC_LABELS.get(metric, metric)} ({layer})"
 
@@ -161,7 +167,7 @@ def alignment_vs_n(ds: xr.Dataset, *, threshold=None, theory=None, metrics=None)
         ax.set_ylabel(metric_label(metric, layer))
     _threshold_legend(axes[0], threshold, ds, theory)
     _excluded_note(fig, ds, [primary_layer(ds, "")])
-    fig.suptitle(f"{ds.attrs.get('task', '')}: alignment against sample size")
+    _suptitle(fig, ds, f"{ds.attrs.get('task', '')}: alignment against sample size")
     fig.tight_layout(rect=(0, 0, 1, 0.97))  # room for the suptitle
     return fig
 
@@ -180,7 +186,7 @@ def alignment_per_layer_vs_n(ds: xr.Dataset, metric: str = "cka_linear", *, thre
         ax.set_ylabel(metric_label(metric, layer))
         ax.set_title(layer)
     _threshold_legend(axes[0], threshold, ds, None)
-    fig.suptitle(f"{ds.attrs.get('task', '')}: {METRIC_LABELS.get(metric, metric)} per layer")
+    _suptitle(fig, ds, f"{ds.attrs.get('task', '')}: {METRIC_LABELS.get(metric, metric)} per layer")
     fig.tight_layout(rect=(0, 0, 1, 0.97))  # room for the suptitle
     return fig
 
@@ -206,7 +212,7 @@ def alignment_vs_snr(ds: xr.Dataset, *, theory=None, metrics=None):
         ax.grid(alpha=0.3)
         bar = fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax)
         bar.set_label("training samples n")
-    fig.suptitle(f"{ds.attrs.get('task', '')}: alignment against SNR" +
+    _suptitle(fig, ds, f"{ds.attrs.get('task', '')}: alignment against SNR" +
                  (" (dashed: theory)" if theory is not None else ""))
     fig.tight_layout(rect=(0, 0, 1, 0.97))  # room for the suptitle
     return fig
@@ -244,7 +250,7 @@ def alignment_vs_test_error(ds: xr.Dataset, *, highlight=None, metrics=None):
         bar = fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax)
         bar.set_label("training samples n")
     axes[0].legend(fontsize=7, frameon=False, loc="best")
-    fig.suptitle(f"{ds.attrs.get('task', '')}: alignment against test error")
+    _suptitle(fig, ds, f"{ds.attrs.get('task', '')}: alignment against test error")
     fig.tight_layout(rect=(0, 0, 1, 0.97))  # room for the suptitle
     return fig
 
@@ -275,6 +281,6 @@ def theory_residuals(ds: xr.Dataset):
     axes[0].plot([], [], color="0.3", ls="--", lw=0.9, label="minus closed form")
     axes[0].plot([], [], color="0.3", marker="o", ms=3, lw=1.2, label="minus exact expectation\ngiven the data")
     axes[0].legend(fontsize=7, frameon=False)
-    fig.suptitle(f"{ds.attrs.get('task', '')}: simulation minus theory (error bars: member-jackknife s.e.)")
+    _suptitle(fig, ds, f"{ds.attrs.get('task', '')}: simulation minus theory (error bars: member-jackknife s.e.)")
     fig.tight_layout(rect=(0, 0, 1, 0.97))  # room for the suptitle
     return fig

@@ -145,6 +145,8 @@ def task_verdicts(ds: xr.Dataset, thresholds: xr.Dataset, requested_metric: str 
         heads.append(dict(mine.to_dict(), level="headline",
                           metrics_agree=f"{len(agree)}/{len(peers)}: " + " ".join(agree)))
     out = pd.concat([pd.DataFrame(heads), frame], ignore_index=True)
+    if ds.attrs.get("diverged_note"):  # members excluded after diverging: every verdict says so
+        out["detail"] = f"[{ds.attrs['diverged_note']}] " + out["detail"].astype(str)
     return out, pd.DataFrame(cell_rows)
 
 

@@ -274,3 +274,20 @@ def test_claim3_groups_tasks_and_combines_their_verdicts():
     assert rows.loc["target = regression", "verdict"] == "undecided"  # mlp undecided on claim 2
     assert "lin: claim 1 holds, claim 2 holds" in rows.loc["data = synthetic", "detail"]
     assert rows.loc["all groups", "verdict"] == "fails" and rows.loc["all groups", "level"] == "headline"
+
+
+def test_verdicts_and_figures_say_when_diverged_members_were_excluded():
+    from alignlib.figures import alignment_vs_n
+    from alignlib.threshold import threshold_with_interval
+
+    rng = np.random.default_rng(6)
+    align = 0.5 + 0.01 * rng.normal(size=(3, 4, 15))
+    ds = _table({"cka_linear": align}, np.ones((3, 4, 6)) + 0.01 * rng.normal(size=(3, 4, 6)))
+    ds = ds.merge(threshold_with_interval(xr.zeros_like(ds["test_error"]), tol=0.01, n_boot=20))
+    ds = ds.merge(xr.Dataset({"test_error_peak": ("snr", [np.nan] * 3)}, coords={"snr": ds["snr"].values}))
+    ds.attrs["diverged_note"] = "2 of 72 members diverged during training and are excluded"
+    verdicts, _ = all_verdicts({"toy": ds})
+    mine = verdicts[verdicts.task == "toy"]
+    assert mine["detail"].str.startswith("[2 of 72 members diverged").all()
+    fig = alignment_vs_n(ds)
+    assert "diverged" in fig._suptitle.get_text()
