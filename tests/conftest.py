@@ -10,15 +10,38 @@ REPO = Path(__file__).resolve().parent.parent
 CONFIGS = Path(__file__).resolve().parent / "configs"
 
 
-def run_snakemake(workdir: Path, config: dict, *args, check=True, timeout=600):
-    """Run the real snakemake CLI on ``config`` (written to workdir) with results in workdir."""
+def _no_slurm_env(workdir: Path) -> dict:
+    """The environment with a stub `scontrol` first on PATH.
+
+    Snakemake loads the installed SLURM executor plugin on every start, and the plugin asks
+    `scontrol show config` for the cluster's MinJobAge; on a machine where SLURM is installed
+    but not running (after the cluster tests stopped it) that waits 9 s for a timeout. Local
+    runs never talk to SLURM, so the stub answers "not here" at once.
+    """
+    import os
+
+    stub = workdir / ".no_slurm"
+    stub.mkdir(parents=True, exist_ok=True)
+    script = stub / "scontrol"
+    script.write_text("#!/bin/sh\necho 'no SLURM controller for local test runs' >&2\nexit 1\n")
+    script.chmod(0o755)
+    return dict(os.environ, PATH=f"{stub}{os.pathsep}{os.environ.get('PATH', '')}")
+
+
+def run_snakemake(workdir: Path, config: dict, *args, check=True, timeout=600, slurm=False):
+    """Run the real snakemake CLI on ``config`` (written to workdir) with results in workdir.
+
+    ``slurm``: leave the real SLURM tools on PATH (the cluster tests); otherwise a stub
+    `scontrol` saves the 9 s the SLURM plugin waits for an absent controller.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     config = dict(config, results=str(workdir / "results"))
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
            "--directory", str(REPO), "--configfile", str(path), "--cores", "2", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    env = None if slurm else _no_slurm_env(workdir)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
     return proc

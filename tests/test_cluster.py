@@ -79,7 +79,7 @@ def _run_on_slurm(workdir, config, profile, *args, check=True):
     """run_snakemake with the SLURM profile; returns (process, {slurm jobid: snakemake jobid})."""
     proc = run_snakemake(workdir, config, "--workflow-profile", str(profile),
                          "--slurm-logdir", str(workdir / "slurm_logs"), "--slurm-keep-successful-logs",
-                         *args, check=check, timeout=900)
+                         *args, check=check, timeout=900, slurm=True)
     log = proc.stdout + proc.stderr
     return proc, {slurm: job for job, slurm in SUBMITTED.findall(log)}
 
