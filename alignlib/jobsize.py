@@ -167,7 +167,7 @@ def part_name(metrics) -> str:
 # --------------------------------------------------------------------------- priorities
 
 # Expected seconds of the short per-task jobs, for the priorities only.
-SHORT_JOB_SECONDS = {"extract": 3.0, "align": 3.0, "claims": 10.0, "figures": 10.0, "summary": 2.0}
+SHORT_JOB_SECONDS = {"task_data": 2.0, "extract": 3.0, "align": 3.0, "claims": 10.0, "figures": 10.0, "summary": 2.0}
 
 
 def task_priorities(config: dict, task: str) -> dict:
@@ -175,8 +175,10 @@ def task_priorities(config: dict, task: str) -> dict:
     chain of jobs that waits for it (critical path), so that whatever holds up the end of the run
     starts first and the run does not end with one long job while the other cores idle.
 
-    Returns {"train": {chunk: p}, "extract": p, "align_part": {part: p}, "align": p, "claims": p,
-    "figures": p}, chunks and parts named as their wildcard values (n joined by '-', metrics by '+').
+    Returns {"task_data": p, "train": {chunk: p}, "extract": p, "align_part": {part: p}, "align": p,
+    "claims": p, "figures": p}, chunks and parts named as their wildcard values (n joined by '-',
+    metrics by '+'). The data job waits for nothing, so without its priority a task's whole chain
+    would start only when no other job is ready.
     """
     cfg = config["tasks"][task]
     short = SHORT_JOB_SECONDS
@@ -191,7 +193,8 @@ def task_priorities(config: dict, task: str) -> dict:
         align = sum(align_seconds(cfg, m) for g in groups for m in g) + after_align
         parts, after_extract = {}, align
     extract = short["extract"] + after_extract
-    return {"train": {"-".join(map(str, c)): sum(train_seconds(cfg, n) for n in c) + extract for c in chunks},
+    train = {"-".join(map(str, c)): sum(train_seconds(cfg, n) for n in c) + extract for c in chunks}
+    return {"task_data": short["task_data"] + max(train.values()), "train": train,
             "extract": extract, "align_part": parts, "align": align,
             "claims": short["claims"] + short["summary"], "figures": short["figures"]}
 

@@ -15,8 +15,8 @@ the repository's Snakefile and workflow profile. Afterwards, per rule:
 * overhead: job time minus numerics;
 
 then the wall time, the cores given, how busy they were (summed job time / (wall x cores)),
-Snakemake's own start-up before the first job, and the serial tail: how long the run ended with a
-single job running while the other cores idled. The machine's load average before and after is
+Snakemake's own start-up before the first job, the stretches with a single job running while the
+other cores idled (the longest one, and the serial tail: one at the very end). The machine's load average before and after is
 printed too: timings taken beside other work are not comparable.
 """
 from __future__ import annotations
@@ -71,19 +71,23 @@ def jobs_of(workdir: Path) -> list[dict]:
     return sorted(jobs.values(), key=lambda j: j["start"])
 
 
-def serial_tail(jobs: list[dict]) -> tuple[float, list[dict]]:
-    """How long the run ended with at most one job running (the other cores idle): from the last
-    moment two jobs ran at once to the end of the last job; and the jobs running in that stretch."""
-    if not jobs:
-        return 0.0, []
-    end = max(j["end"] for j in jobs)
-    events = sorted([(j["start"], 1) for j in jobs] + [(j["end"], -1) for j in jobs], key=lambda e: (e[0], e[1]))
-    running, last_pair = 0, min(j["start"] for j in jobs)
-    for t, step in events:
-        if running >= 2:
-            last_pair = t  # until t, two or more jobs ran
-        running += step
-    return end - last_pair, [j for j in jobs if j["end"] > last_pair]
+def lone_stretches(jobs: list[dict]) -> list[tuple[float, float, list[dict]]]:
+    """Every stretch of the run with exactly one job running (the other cores idle): (start, end, jobs)."""
+    events = sorted([(j["start"], 1, i) for i, j in enumerate(jobs)] + [(j["end"], -1, i) for i, j in enumerate(jobs)],
+                    key=lambda e: (e[0], e[1]))
+    stretches, running, since = [], set(), None
+    for t, step, i in events:
+        if len(running) == 1 and since is not None and t > since:
+            stretches.append((since, t, [jobs[k] for k in running]))
+        running.add(i) if step > 0 else running.discard(i)
+        since = t
+    merged = []  # join back-to-back stretches (one job ending as the next starts alone)
+    for start, end, alone in stretches:
+        if merged and start - merged[-1][1] < 0.5:
+            merged[-1] = (merged[-1][0], end, merged[-1][2] + [j for j in alone if j not in merged[-1][2]])
+        else:
+            merged.append((start, end, alone))
+    return merged
 
 
 def table(jobs: list[dict]) -> list[dict]:
@@ -150,7 +154,9 @@ def main(argv=None) -> int:
     rows = table(jobs)
     busy = sum(j["end"] - j["start"] for j in jobs)
     first = min(j["start"] for j in jobs)
-    tail, last = serial_tail(jobs)
+    stretches = lone_stretches(jobs)
+    longest = max(stretches, key=lambda x: x[1] - x[0], default=None)
+    final = stretches[-1] if stretches and abs(stretches[-1][1] - max(j["end"] for j in jobs)) < 0.5 else None
     print(f"configfile: {args.configfile}   cores: {args.cores}   machine: {platform.machine()}, "
           f"{os.cpu_count()} CPUs, Python {platform.python_version()}")
     print(render(rows, args.markdown))
@@ -159,9 +165,16 @@ def main(argv=None) -> int:
           f"{100 * busy / (wall * args.cores):.0f} % of the wall time")
     print(f"snakemake before the first job: {first - start_stamp:.1f} s; after the last job: "
           f"{start_stamp + wall - max(j['end'] for j in jobs):.1f} s")
-    print(f"serial tail: the run ended with one job at a time for {tail:.1f} s"
-          + (" (" + ", ".join(f"{j['rule']} {j['end'] - max(j['start'], max(x['end'] for x in jobs) - tail):.1f} s"
-                              for j in last) + ")" if last else ""))
+
+    def describe(stretch):
+        start, end, _ = stretch
+        alone = [j for j in jobs if min(j["end"], end) - max(j["start"], start) > 0.5]
+        names = ", ".join(f"{j['rule']} {min(j['end'], end) - max(j['start'], start):.1f} s" for j in alone)
+        return f"{end - start:.1f} s, {start - start_stamp:.0f}-{end - start_stamp:.0f} s after the start: {names}"
+
+    print(f"one job alone: {sum(e - s for s, e, _ in stretches):.1f} s in all; longest stretch "
+          + (describe(longest) if longest else "none"))
+    print("serial tail (the run ended with one job alone): " + (describe(final) if final else "none"))
     print(f"load average (1 min) before: {load_before[0]:.2f}, after: {load_after[0]:.2f}")
     if args.jobs:
         print()

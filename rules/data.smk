@@ -5,6 +5,7 @@ rule task_data:
         task_cfg=task_config,
     log:
         f"{RESULTS}/{{task}}/logs/data.log",
+    priority: critical_path("task_data")
     threads: 1
     resources:
         mem_mb=1000,

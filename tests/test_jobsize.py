@@ -178,6 +178,7 @@ def test_priorities_follow_the_critical_path(default_config):
 
     for task in default_config["tasks"]:
         p = task_priorities(default_config, task)
+        assert p["task_data"] > max(p["train"].values())  # else a task's chain starts only when nothing else is ready
         assert min(p["train"].values()) > p["extract"] > p["align"] > max(p["claims"], p["figures"]) > 0
         for part in p["align_part"].values():  # a part waits for extract and holds up align
             assert p["extract"] > part > p["align"]
