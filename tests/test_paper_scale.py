@@ -3,16 +3,38 @@ import re
 
 import yaml
 
+import pickle
+
+import numpy as np
+
+from alignlib.image_files import MNIST_FILES
 from conftest import REPO, run_snakemake
-from test_image_files import make_cifar, make_mnist
+from test_image_files import write_idx
+
+
+def full_size_blank_images(tmp_path):
+    """MNIST (gzipped IDX) and CIFAR-10 (pickled batches) files of the real sizes, all pixels 0.
+
+    The pipeline checks max(n) + probes + test_size against the image counts before any job,
+    so the fakes need the real counts (60000 + 10000 MNIST, 50000 + 10000 CIFAR-10 images);
+    blank pixels keep the gzipped MNIST files small.
+    """
+    mnist, cifar = tmp_path / "mnist", tmp_path / "cifar" / "cifar-10-batches-py"
+    mnist.mkdir()
+    cifar.mkdir(parents=True)
+    counts = {"train_images": 60000, "train_labels": 60000, "test_images": 10000, "test_labels": 10000}
+    for key, name in MNIST_FILES.items():
+        shape = (counts[key], 28, 28) if key.endswith("images") else (counts[key],)
+        write_idx(mnist / (name + ".gz"), np.zeros(shape, np.uint8), compress=True)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        with open(cifar / name, "wb") as handle:
+            pickle.dump({b"data": np.zeros((10000, 3072), np.uint8), b"labels": [0] * 10000,
+                         b"batch_label": name.encode()}, handle)
 
 
 def paper_scale_with_fake_images(tmp_path):
-    """configs/paper_scale.yaml with its image folders pointed at tiny generated files."""
-    (tmp_path / "mnist").mkdir()
-    (tmp_path / "cifar").mkdir()
-    make_mnist(tmp_path / "mnist")
-    make_cifar(tmp_path / "cifar")
+    """configs/paper_scale.yaml with its image folders pointed at generated files of the real sizes."""
+    full_size_blank_images(tmp_path)
     config = yaml.safe_load((REPO / "configs" / "paper_scale.yaml").read_text())
     config["tasks"]["mnist_mlp"]["dataset"]["path"] = str(tmp_path / "mnist")
     config["tasks"]["cifar10_cnn"]["dataset"]["path"] = str(tmp_path / "cifar")
