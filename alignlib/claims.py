@@ -8,20 +8,22 @@ resampling members (alignlib.members). Members at different grid points are inde
 * Claim 1, :func:`snr_trend`: at one n, alignment rises with SNR.
   Statistic: the linear contrast of the pair means in SNR rank, T = sum_k c_k m_k with
   c_k = rank(snr_k) - mean rank, reported as the mean rise per SNR step T / sum c_k^2.
-  Null: no trend, E[T] = 0. T / se(T), se^2 = sum c_k^2 se_k^2 (jackknife), is referred to
-  a t distribution with sum_k (S_k - 1) degrees of freedom; two-sided p, Holm-corrected
-  across the n of the grid (:func:`increases_with_snr`).
+  Null: no rise, E[T] <= 0. T / se(T), se^2 = sum c_k^2 se_k^2 (jackknife), is referred to
+  a t distribution with Welch-Satterthwaite degrees of freedom; one-sided p for a rise (and,
+  separately, for a fall), each Holm-corrected across the n of the grid (:func:`increases_with_snr`).
 * Claim 2, :func:`dip_test` and :func:`minimum_location`: at one SNR, alignment is lowest
   at an interior n near the interpolation threshold. Statistic: the depth of the dip,
-  D = min(m_first, m_last) - min over interior n of m_n. Null: a flat curve with the
-  observed per-point jackknife errors (D of independent N(0, se_k^2) points, simulated),
-  Holm-corrected across SNRs. The minimising n has a member-bootstrap percentile interval
-  (ties broken at random, never towards a grid edge).
+  D = min(m_first, m_last) - min over interior n of m_n. Null: a monotone curve in n (no
+  dip), at its least favourable (one end far above, the interior at the other end's level),
+  with the observed per-point jackknife errors, D simulated; Holm-corrected across SNRs. The minimising n has a member-bootstrap percentile
+  interval (ties broken at random, never towards a grid edge).
 * Claim 4, :func:`equal_error_different_alignment` and :func:`error_alignment_coupling`:
-  pairs of grid points whose mean test errors are equivalent (two one-sided tests, margin
-  ``margin`` x their mean error) while their alignments differ (two-sided jackknife t test,
-  Holm-corrected across the equivalent pairs); and Spearman's rank correlation between
-  alignment and test error over the grid with a member-bootstrap interval.
+  pairs of grid points whose mean test errors are equivalent (two one-sided t tests, margin
+  ``margin`` x their mean error) while their alignments differ by more than the grid-wide
+  monotone relation between alignment and test error predicts (two-sided jackknife t test on
+  the residuals of an isotonic fit of alignment on error, Holm-corrected across the equivalent
+  pairs); and Spearman's rank correlation between alignment and test error over the grid with
+  a member-bootstrap (basic) interval.
 
 Every function returns plain rows (dicts); :mod:`alignlib.verdicts` turns them into
 verdicts. Tolerances and levels are explicit arguments.
@@ -83,48 +85,57 @@ def _random_argmin(x: np.ndarray, rng: np.random.Generator, axis: int = -1) -> n
 def snr_trend(means: np.ndarray, ses: np.ndarray, snrs: np.ndarray, members: int) -> dict:
     """Trend of the pair means over SNR at one n (see module docstring); NaN points are dropped.
 
-    Returns slope (mean rise per SNR step), its standard error, t, df and the two-sided p;
-    p is NaN when fewer than 3 SNRs have a finite mean.
+    Returns slope (mean rise per SNR step), its standard error, t, the Welch-Satterthwaite degrees
+    of freedom (the grid points' errors differ, by up to two orders of magnitude on the linear
+    task) and the one-sided p-values of a rise (``p_up``) and of a fall (``p_down``); p is NaN
+    when fewer than 3 SNRs have a finite mean, or when the contrast has no sampling error.
     """
     keep = np.isfinite(means) & np.isfinite(ses)
-    out = dict(slope=np.nan, se=np.nan, t=np.nan, df=np.nan, p=np.nan, snrs_used=int(keep.sum()))
-    if keep.sum() < 3:
+    out = dict(slope=np.nan, se=np.nan, t=np.nan, df=np.nan, p_up=np.nan, p_down=np.nan, snrs_used=int(keep.sum()))
+    if keep.sum() < 3 or members < 2:
         return out
     m, se = means[keep], ses[keep]
     ranks = sps.rankdata(np.asarray(snrs)[keep])
     c = ranks - ranks.mean()
     scale = float((c * c).sum())
-    T, V = float(c @ m), float((c * c) @ (se * se))
-    df = int(keep.sum()) * (members - 1)
-    if V <= 0:
-        t = 0.0 if T == 0 else np.sign(T) * np.inf
-    else:
-        t = T / np.sqrt(V)
-    p = float(2 * sps.t.sf(abs(t), df))
-    return dict(slope=T / scale, se=np.sqrt(V) / scale, t=float(t), df=df, p=p, snrs_used=int(keep.sum()))
+    terms = (c * c) * (se * se)
+    T, V = float(c @ m), float(terms.sum())
+    out.update(slope=T / scale, snrs_used=int(keep.sum()))
+    if not V > 0:  # no sampling error to judge the contrast by: no test
+        return out
+    df = V * V / float((terms * terms).sum() / (members - 1))
+    t = T / np.sqrt(V)
+    out.update(se=np.sqrt(V) / scale, t=float(t), df=float(df), p_up=float(sps.t.sf(t, df)),
+               p_down=float(sps.t.cdf(t, df)))
+    return out
 
 
-def trend_call(slope: float, p_adjusted: float, alpha: float = ALPHA) -> str:
-    if not np.isfinite(p_adjusted):
+def trend_call(p_up_adjusted: float, p_down_adjusted: float, alpha: float = ALPHA) -> str:
+    """``increases`` / ``decreases`` when the one-sided (Holm-adjusted) p is below alpha, else ``flat``."""
+    if not (np.isfinite(p_up_adjusted) and np.isfinite(p_down_adjusted)):
         return "undecided"
-    if p_adjusted < alpha:
-        return "increases" if slope > 0 else "decreases"
+    if p_up_adjusted < alpha:
+        return "increases"
+    if p_down_adjusted < alpha:
+        return "decreases"
     return "flat"
 
 
 def increases_with_snr(p: Panel, alpha: float = ALPHA) -> list[dict]:
-    """Claim 1 at every n: rows with the trend per SNR step, its p (raw and Holm across n) and the call."""
+    """Claim 1 at every n: rows with the trend per SNR step, its one-sided p for a rise (raw, and Holm
+    across n; likewise for a fall) and the call."""
     mean, se = p.means()
     tests = [snr_trend(mean[:, j], se[:, j], p.snrs, p.S) for j in range(len(p.ns))]
-    adjusted = holm([t["p"] for t in tests])
+    up, down = holm([t["p_up"] for t in tests]), holm([t["p_down"] for t in tests])
     rows = []
-    for n, t, q in zip(p.ns, tests, adjusted):
-        call = trend_call(t["slope"], q, alpha)
+    for n, t, q_up, q_down in zip(p.ns, tests, up, down):
+        call = trend_call(q_up, q_down, alpha)
         half = sps.t.ppf(1 - alpha / 2, t["df"]) * t["se"] if np.isfinite(t["df"]) else np.nan
         rows.append(dict(claim=1, metric=p.metric, layer=p.layer, snr="all", n=int(n), call=call,
                          statistic="rise per SNR step (rank contrast)", estimate=t["slope"],
-                         ci_low=t["slope"] - half, ci_high=t["slope"] + half, p_value=t["p"], p_holm=q,
-                         members=p.S, detail=f"t = {t['t']:.2f} on {t['df']} df, {t['snrs_used']} SNRs"))
+                         ci_low=t["slope"] - half, ci_high=t["slope"] + half, p_value=t["p_up"], p_holm=q_up,
+                         p_holm_decrease=q_down, members=p.S,
+                         detail=f"t = {t['t']:.2f} on {t['df']:.1f} df, {t['snrs_used']} SNRs"))
     return rows
 
 
@@ -138,20 +149,26 @@ def dip_depth(curves: np.ndarray) -> np.ndarray:
 
 
 def dip_test(mean: np.ndarray, se: np.ndarray, rng: np.random.Generator, n_null: int = 4000) -> tuple[float, float]:
-    """(D, one-sided p) of a dip in one curve against a flat curve with the same per-point errors.
+    """(D, one-sided p) of a dip in one curve against the least favourable monotone curve.
 
-    Needs finite ends and at least one finite interior point (else (NaN, NaN)).
+    Among curves without a dip (monotone in n) D is largest in distribution when one end lies far
+    above and every interior point sits at the level of the other end: then D = z_end - min of the
+    interior z, with z the per-point errors (N(0, se_k^2), the observed jackknife errors). The p is
+    the larger of the two choices of end, so the test keeps its level on every monotone curve: flat,
+    falling, or falling then levelling off (a flat null calls 10 % of those dips). Needs finite ends
+    and at least one finite interior point (else (NaN, NaN)).
     """
     mean, se = np.asarray(mean, float), np.asarray(se, float)
     if len(mean) < 3 or not (np.isfinite(mean[[0, -1]]).all() and np.isfinite(mean[1:-1]).any()):
         return np.nan, np.nan
     ok = np.isfinite(mean) & np.isfinite(se)
-    if not (ok[0] and ok[-1] and ok[1:-1].any()):
+    if not (ok[0] and ok[-1] and ok[1:-1].any()) or not (se[ok] > 0).any():
         return np.nan, np.nan
     D = float(dip_depth(np.where(ok, mean, np.nan)))
-    null = rng.standard_normal((n_null, len(mean))) * np.where(ok, se, np.nan)
-    null_d = dip_depth(null)
-    return D, float((1 + np.sum(null_d >= D)) / (1 + n_null))
+    z = rng.standard_normal((n_null, len(mean))) * np.where(ok, se, np.nan)
+    interior = np.nanmin(z[:, 1:-1], axis=1)
+    p = max(float((1 + np.sum(z[:, end] - interior >= D)) / (1 + n_null)) for end in (0, -1))
+    return D, p
 
 
 def minimum_location(values: np.ndarray, ia, ib, S: int, rng: np.random.Generator, n_boot: int = 1000,
@@ -238,7 +255,7 @@ def _member_stats(test_error: xr.DataArray, snrs, ns):
 def error_alignment_coupling(p: Panel, test_error: xr.DataArray, n_boot: int = 1000, level: float = 0.95,
                              seed: int = 0) -> dict:
     """Spearman's rank correlation over grid points between mean alignment and mean test error, with a
-    member-bootstrap percentile interval (the same resampled members for both)."""
+    member-bootstrap basic interval (the same resampled members for both)."""
     mean, _ = p.means()
     err, _, te = _member_stats(test_error, p.snrs, p.ns)
     ok = np.isfinite(mean) & np.isfinite(err)
@@ -254,44 +271,63 @@ def error_alignment_coupling(p: Panel, test_error: xr.DataArray, n_boot: int = 1
     ra -= ra.mean(1, keepdims=True)
     re_ -= re_.mean(1, keepdims=True)
     samples = (ra * re_).sum(1) / np.sqrt((ra * ra).sum(1) * (re_ * re_).sum(1))
-    lo, hi = np.nanquantile(samples, [(1 - level) / 2, (1 + level) / 2])
+    q_lo, q_hi = np.nanquantile(samples, [(1 - level) / 2, (1 + level) / 2])
+    # basic interval: resampling members adds noise to both means, which pulls the replicates'
+    # rho towards 0; reflecting the percentiles about the estimate corrects that shift
+    lo, hi = np.clip([2 * rho - q_hi, 2 * rho - q_lo], -1.0, 1.0)
     return dict(rho=rho, low=float(lo), high=float(hi), points=int(ok.sum()))
+
+
+def coupling_residuals(alignment: np.ndarray, error: np.ndarray) -> np.ndarray:
+    """Alignment minus what the grid-wide monotone relation with test error predicts (isotonic
+    regression of alignment on error, rising or falling, whichever fits better)."""
+    from sklearn.isotonic import IsotonicRegression
+
+    fits = [IsotonicRegression(increasing=inc).fit(error, alignment).predict(error) for inc in (True, False)]
+    best = min(fits, key=lambda f: float(np.sum((alignment - f) ** 2)))
+    return alignment - best
 
 
 def equal_error_different_alignment(p: Panel, test_error: xr.DataArray, margin: float = 0.1,
                                     alpha: float = ALPHA) -> list[dict]:
-    """Pairs of grid points with equivalent mean test error and significantly different alignment.
+    """Pairs of grid points with equivalent mean test error and alignments that differ beyond the coupling.
 
-    Equivalent: the (1 - 2 alpha) interval of the difference of mean test errors lies within
-    +- margin x the two points' mean error (two one-sided tests). Different: two-sided t test of
-    the difference of pair means with jackknife errors, Holm-corrected across all equivalent pairs.
-    Returns the surviving pairs, largest alignment gap first.
+    Equivalent: the (1 - 2 alpha) t interval (2 (S - 1) df) of the difference of mean test errors
+    lies within +- margin x the two points' mean error (two one-sided tests). Different: the
+    difference of the points' alignment residuals (alignment minus the isotonic fit of alignment on
+    test error over the grid, :func:`coupling_residuals`) is significant in a two-sided jackknife
+    t test, Holm-corrected across all equivalent pairs: two points whose errors differ by a few
+    per cent do not count merely because alignment follows error. Pairs without a sampling error
+    (fewer than 3 members, or identical pair values) are not tested. Returns the surviving pairs,
+    largest alignment gap first.
     """
     mean, se = p.means()
     err, err_var, _ = _member_stats(test_error, p.snrs, p.ns)
     points = [(i, j) for i in range(len(p.snrs)) for j in range(len(p.ns))
-              if np.isfinite(mean[i, j]) and np.isfinite(err[i, j])]
-    if len(points) < 2:
+              if np.isfinite(mean[i, j]) and np.isfinite(err[i, j]) and np.isfinite(se[i, j])]
+    if len(points) < 3 or p.S < 3:
         return []
     a = np.array([mean[q] for q in points])
     s = np.array([se[q] for q in points])
     e = np.array([err[q] for q in points])
     ev = np.array([err_var[q] for q in points])
+    resid = coupling_residuals(a, e)
     g, h = np.triu_indices(len(points), 1)
     diff_e, se_e = e[g] - e[h], np.sqrt(ev[g] + ev[h])
-    z = sps.norm.ppf(1 - alpha)
-    equivalent = np.abs(diff_e) + z * se_e <= margin * 0.5 * (e[g] + e[h])
+    df = 2 * (p.S - 1)
+    equivalent = np.abs(diff_e) + sps.t.ppf(1 - alpha, df) * se_e <= margin * 0.5 * (e[g] + e[h])
     g, h = g[equivalent], h[equivalent]
+    se_gap = np.sqrt(s[g] ** 2 + s[h] ** 2)
+    testable = se_gap > 0
+    g, h, se_gap = g[testable], h[testable], se_gap[testable]
     if len(g) == 0:
         return []
-    gap, se_gap = a[g] - a[h], np.sqrt(s[g] ** 2 + s[h] ** 2)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        tstat = np.where(se_gap > 0, gap / se_gap, np.where(gap == 0, 0.0, np.inf))
-    pv = 2 * sps.t.sf(np.abs(tstat), 2 * (p.S - 1))
-    q = holm(pv)
+    tstat = (resid[g] - resid[h]) / se_gap
+    q = holm(2 * sps.t.sf(np.abs(tstat), df))
+    gap = a[g] - a[h]
     rows = []
     for k in np.argsort(-np.abs(gap)):
-        if q[k] >= alpha:
+        if not q[k] < alpha:
             continue
         lo, hi = (g[k], h[k]) if a[g[k]] < a[h[k]] else (h[k], g[k])
         rows.append(dict(low=(float(p.snrs[points[lo][0]]), int(p.ns[points[lo][1]])),
@@ -310,11 +346,12 @@ def decoupling(p: Panel, test_error: xr.DataArray, margin: float = 0.1, alpha: f
     if pairs:
         top = pairs[0]
         detail = (f"{len(pairs)} pair(s) of grid points with equivalent test error (margin {margin:.0%}) and "
-                  f"different alignment (Holm p < {alpha:g}); largest: (SNR {top['low'][0]:g}, n {top['low'][1]}) "
+                  f"alignment different beyond its monotone relation with error (Holm p < {alpha:g}); largest: (SNR {top['low'][0]:g}, n {top['low'][1]}) "
                   f"vs (SNR {top['high'][0]:g}, n {top['high'][1]}): error {top['error_low']:.3g} vs "
                   f"{top['error_high']:.3g}, alignment {top['alignment_low']:.3f} vs {top['alignment_high']:.3f}; {rho}")
     else:
-        detail = f"no pair with equivalent test error and significantly different alignment; {rho}"
+        detail = (f"no pair with equivalent test error whose alignments differ beyond their monotone relation "
+                  f"with error; {rho}")
     return dict(claim=4, metric=p.metric, layer=p.layer, snr="all", n="all", call=call,
                 statistic="Spearman rho(alignment, test error)", estimate=coupling["rho"], ci_low=coupling["low"],
                 ci_high=coupling["high"], p_value=min((r["p_holm"] for r in pairs), default=np.nan),
