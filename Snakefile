@@ -62,6 +62,7 @@ onstart:
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
+include: "rules/refine.smk"
 include: "rules/extract.smk"
 include: "rules/align.smk"
 include: "rules/figures.smk"

@@ -80,6 +80,10 @@ def check_config(config: dict, check_files: bool = True) -> None:
         if task["probes"] < 4:
             raise ConfigError(f"invalid config key 'tasks.{name}.probes': need at least 4 probes")
         kind = task["dataset"]["kind"]
+        refine = task.get("refine")
+        if refine and not refine["span"][0] < refine["span"][1]:
+            raise ConfigError(f"invalid config key 'tasks.{name}.refine.span': {refine['span']} must be [a, b] with "
+                              "a < b (the added n span a x to b x the coarse interpolation thresholds)")
         if task["noise"]["kind"] == "label_flip" and not is_classification_task(task):
             raise ConfigError(f"invalid config key 'tasks.{name}.noise.kind': label_flip needs a classification "
                               f"data set, and {kind!r} is a regression one")
@@ -244,7 +248,8 @@ def task_jobs_by_rule(config: dict, task: dict) -> list[str]:
     parts = metric_groups(task, config["metrics"], config["align_metrics_per_job"], config["job_seconds"])
     align_parts = ["align_part"] * len(parts) if len(parts) > 1 else []  # one group: align computes it itself
     return (["task_data"] + ["train"] * len(chunks) + ["extract"] * len(cubes) + align_parts
-            + ["align", "claims", "figures"] + ["theory_residuals"] * has_linear_theory(task))
+            + ["align", "claims", "figures"] + ["theory_residuals"] * has_linear_theory(task)
+            + ["refine"] * bool(task.get("refine")))  # and the refined n's train and extract jobs
 
 
 def plan_summary(config: dict) -> str:
@@ -258,7 +263,10 @@ def plan_summary(config: dict) -> str:
         task_bytes = task_members * len(widths) * max(widths) * task["probes"] * bytes_per_value
         task_jobs = len(task_jobs_by_rule(config, task))
         members, jobs, cube_bytes = members + task_members, jobs + task_jobs, cube_bytes + task_bytes
-        lines.append(f"  {name}: {task_members} members, {task_jobs} jobs, cubes <= {task_bytes / 1e9:.2f} GB")
+        refine = task.get("refine")
+        later = (f"; then up to {refine['points']} n around the threshold (refine), with their jobs"
+                 if refine else "")
+        lines.append(f"  {name}: {task_members} members, {task_jobs} jobs, cubes <= {task_bytes / 1e9:.2f} GB{later}")
     jobs += 2  # summary, all
     head = (f"alignment pipeline: {len(config['tasks'])} task(s), {members} members, {jobs} jobs, "
             f"activation cubes <= {cube_bytes / 1e9:.2f} GB before compression")

@@ -167,7 +167,7 @@ def part_name(metrics) -> str:
 # --------------------------------------------------------------------------- priorities
 
 # Expected seconds of the short per-task jobs, for the priorities only.
-SHORT_JOB_SECONDS = {"task_data": 2.0, "extract": 3.0, "align": 3.0, "claims": 10.0, "figures": 10.0, "summary": 2.0}
+SHORT_JOB_SECONDS = {"task_data": 2.0, "refine": 2.0, "extract": 3.0, "align": 3.0, "claims": 10.0, "figures": 10.0, "summary": 2.0}
 
 
 def task_priorities(config: dict, task: str) -> dict:
@@ -175,7 +175,7 @@ def task_priorities(config: dict, task: str) -> dict:
     chain of jobs that waits for it (critical path), so that whatever holds up the end of the run
     starts first and the run does not end with one long job while the other cores idle.
 
-    Returns {"task_data": p, "train": {chunk: p}, "extract": p, "align_part": {part: p}, "align": p,
+    Returns {"task_data": p, "train": {chunk: p}, "refine": p, "extract": p, "align_part": {part: p}, "align": p,
     "claims": p, "figures": p}, chunks and parts named as their wildcard values (n joined by '-',
     metrics by '+'). The data job waits for nothing, so without its priority a task's whole chain
     would start only when no other job is ready.
@@ -194,7 +194,10 @@ def task_priorities(config: dict, task: str) -> dict:
         parts, after_extract = {}, align
     extract = short["extract"] + after_extract
     train = {"-".join(map(str, c)): sum(train_seconds(cfg, n) for n in c) + extract for c in chunks}
+    # refine (a task with `refine`) waits for the coarse training and holds up the refined n's training,
+    # extract and align: about as long a chain as a coarse training job's
     return {"task_data": short["task_data"] + max(train.values()), "train": train,
+            "refine": short["refine"] + max(train.values()),
             "extract": extract, "align_part": parts, "align": align,
             "claims": short["claims"] + short["summary"], "figures": short["figures"]}
 

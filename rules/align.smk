@@ -5,10 +5,11 @@ rule align_part:
     input:
         cubes=activation_cubes,
         data=f"{RESULTS}/{{task}}/data/data.nc",
+        refine=refinement_input,  # a task with `refine`: its grid (params) needs the checkpoint
     output:
         f"{RESULTS}/{{task}}/align_parts/{{metrics}}.nc",
     params:
-        task_cfg=task_config,
+        task_cfg=grid_config,  # n: the whole grid, coarse and refined
         metrics=part_metrics,
         device=config["device"],
     log:
@@ -30,10 +31,11 @@ rule align:
         cubes=align_cubes,
         parts=align_part_files,
         data=f"{RESULTS}/{{task}}/data/data.nc",
+        refine=refinement_input,
     output:
         f"{RESULTS}/{{task}}/alignment.nc",
     params:
-        task_cfg=task_config,
+        task_cfg=grid_config,
         metrics=config["metrics"],
         device=config["device"],
     log:

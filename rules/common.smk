@@ -2,7 +2,8 @@
 from alignlib.config import has_linear_theory
 from functools import lru_cache
 
-from alignlib.jobsize import cube_groups, metric_groups, n_groups, part_name, task_priorities
+from alignlib.jobsize import cube_groups, metric_groups, n_groups, part_name, task_priorities, train_seconds
+from alignlib.refine import grid_n, read_refinement
 
 RESULTS = config["results"]
 FIGURE_PDF = config["figure_pdf"]
@@ -27,16 +28,64 @@ def task_config(wildcards):
     return config["tasks"][wildcards.task]
 
 
+# A task with `refine` (alignlib.refine) grows its grid after the coarse pass: the checkpoint rule
+# refine reads the coarse members' thresholds and writes the n it adds to refine.json. Everything
+# that needs the whole grid (the refined n's training and extract jobs, align) asks for it here;
+# without `refine` nothing below touches the checkpoint and the grid is the config's n.
+def refines(task):
+    return bool(config["tasks"][task].get("refine"))
+
+
+def refinement_file(task):
+    return f"{RESULTS}/{task}/refine.json"
+
+
+def refined_n(task):
+    """The n the refinement adds to the task (none without `refine`); raises Snakemake's
+    IncompleteCheckpointException until the checkpoint has run, so callers wait for it."""
+    if not refines(task):
+        return []
+    return read_refinement(checkpoints.refine.get(task=task).output[0])["added_n"]
+
+
+def grid_config(wildcards):
+    """The task's config with n = its whole grid: the coarse n and the refined ones."""
+    cfg = config["tasks"][wildcards.task]
+    added = refined_n(wildcards.task)
+    return dict(cfg, n=grid_n(cfg["n"], added)) if added else cfg
+
+
+def refinement_input(wildcards):
+    """The checkpoint's output as an input of the rules whose params need the whole grid."""
+    return [refinement_file(wildcards.task)] if refines(wildcards.task) else []
+
+
 # Job sizes (alignlib.jobsize): training jobs of about job_seconds each (n_per_job), their
 # activations in one cube per task (several only past 2 GB), metrics in align jobs of about
 # job_seconds each (align_metrics_per_job); a task with one metric group is aligned by one job.
-def training_chunks(task):
+# The refined n get training jobs and cubes of their own, so the coarse files keep their names.
+def coarse_chunks(task):
     return n_groups(config["tasks"][task], config["n_per_job"], config["job_seconds"])
 
 
-def cube_chunks(task):
+def refined_chunks(task):
+    added = refined_n(task)
+    if not added:
+        return []
+    return n_groups(dict(config["tasks"][task], n=added), config["n_per_job"], config["job_seconds"])
+
+
+def training_chunks(task):
+    return coarse_chunks(task) + refined_chunks(task)
+
+
+def _cubes(chunks, task):
     bytes_per_value = 2 if config["activation_dtype"] == "float16" else 4
-    return cube_groups(training_chunks(task), config["tasks"][task], bytes_per_value)
+    return cube_groups(chunks, config["tasks"][task], bytes_per_value)
+
+
+def cube_chunks(task):
+    return _cubes(coarse_chunks(task), task) + _cubes(refined_chunks(task), task)
 
 
 def joined(ns):
@@ -52,14 +101,25 @@ def chunk_ns(wildcards):
     return [int(n) for n in wildcards.ns.split("-")]
 
 
+def _chunks_of(ns, chunks):
+    chunks = [c for c in chunks if set(c) <= ns]
+    return chunks if sorted(n for c in chunks for n in c) == sorted(ns) else None
+
+
 def cube_models(wildcards):
-    """The model files of the training chunks that make up the cube n{ns}."""
+    """The model files of the training chunks that make up the cube n{ns} (a coarse cube without
+    waiting for the refinement)."""
     ns = set(chunk_ns(wildcards))
-    chunks = [c for c in training_chunks(wildcards.task) if set(c) <= ns]
-    if sorted(n for c in chunks for n in c) != sorted(ns):
+    chunks = _chunks_of(ns, coarse_chunks(wildcards.task)) or _chunks_of(ns, training_chunks(wildcards.task))
+    if chunks is None:
         raise WorkflowError(f"activations/n{wildcards.ns}.nc of task {wildcards.task} is not a cube of the "
                             "current grid and job sizes")
     return [f"{RESULTS}/{wildcards.task}/models/n{joined(c)}.nc" for c in chunks]
+
+
+def coarse_models(wildcards):
+    """The model files of the coarse grid (the refinement's input)."""
+    return [f"{RESULTS}/{wildcards.task}/models/n{joined(c)}.nc" for c in coarse_chunks(wildcards.task)]
 
 
 def activation_cubes(wildcards):
@@ -71,9 +131,11 @@ def activation_cubes(wildcards):
 
 
 def align_groups(task):
-    """The metric groups of the task's align jobs."""
-    return metric_groups(config["tasks"][task], config["metrics"], config["align_metrics_per_job"],
-                         config["job_seconds"])
+    """The metric groups of the task's align jobs (sized on the whole grid)."""
+    cfg = config["tasks"][task]
+    added = refined_n(task)
+    cfg = dict(cfg, n=grid_n(cfg["n"], added)) if added else cfg
+    return metric_groups(cfg, config["metrics"], config["align_metrics_per_job"], config["job_seconds"])
 
 
 def align_part_files(wildcards):
@@ -108,9 +170,17 @@ def critical_path(rule):
     (alignlib.jobsize.task_priorities), so that what holds up the end of the run starts first."""
 
     def of(wildcards):
-        value = priorities(wildcards.task)[rule]
+        p = priorities(wildcards.task)
+        value = p[rule]
+        train = rule == "train"
         if isinstance(value, dict):
-            value = value.get(wildcards.ns if rule == "train" else wildcards.metrics, 0)
+            key = wildcards.ns if train else wildcards.metrics
+            if key in value:
+                value = value[key]
+            elif train:  # a refined chunk: its training, then the extract chain
+                value = sum(train_seconds(config["tasks"][wildcards.task], n) for n in chunk_ns(wildcards)) + p["extract"]
+            else:  # a metric group of a refined grid
+                value = max(value.values(), default=0)
         return int(round(value))
 
     return of

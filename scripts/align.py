@@ -1,6 +1,6 @@
 """Rule align: the task's alignment.nc: every metric for all member pairs at every grid point (computed
-here, or merged from the task's align_part jobs), the interpolation thresholds and, for a linear
-network, the theory."""
+here, or merged from the task's align_part jobs), the interpolation thresholds, for a linear
+network the theory and, for a task with `refine`, the record of the n its refinement added."""
 import torch  # noqa: F401  (imported before job_clock, which sets its threads)
 
 from alignlib.alignment import compute_alignment, linear_theory, merge_metric_parts
@@ -8,6 +8,7 @@ from alignlib.config import has_linear_theory
 from alignlib.cubes import open_activations, read_netcdf, undeclared_cubes, write_netcdf
 from alignlib.device import job_device
 from alignlib.divergence import exclusion_note, require_finite_alignment
+from alignlib.refine import read_refinement, refinement_attrs
 from alignlib.runlog import log_to, warn
 from alignlib.threshold import task_thresholds
 from alignlib.timing import fast_exit, job_clock
@@ -32,6 +33,8 @@ with log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as clock
         table = table.merge(task_thresholds(table, cfg["interpolation_tol"]), combine_attrs="override")
         if has_linear_theory(cfg):
             table = table.merge(linear_theory(table, data))
+    for path in snakemake.input.refine:  # a task with `refine`: which n the refinement added, and why
+        table.attrs.update(refinement_attrs(read_refinement(path)))
     table.attrs.pop("diverged_note", None)
     note = exclusion_note(table)
     if note:

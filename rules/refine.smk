@@ -1,0 +1,23 @@
+# A task with `refine` (alignlib.refine): once its coarse grid is trained, this checkpoint reads the
+# members' noise_fit (no activations, no metrics), finds each SNR's interpolation threshold and
+# writes the sample sizes it adds around them; the refined n are then trained, extracted and aligned
+# with the coarse ones (rules/common.smk: refined_n).
+checkpoint refine:
+    input:
+        data=f"{RESULTS}/{{task}}/data/data.nc",
+        models=coarse_models,
+    output:
+        f"{RESULTS}/{{task}}/refine.json",
+    params:
+        task_cfg=task_config,
+    log:
+        f"{RESULTS}/{{task}}/logs/refine.log",
+    priority: critical_path("refine")
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../envs/alignlib.yaml"
+    script:
+        "../scripts/refine.py"
