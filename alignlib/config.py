@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# re-exported: the rules and tests read these task predicates from here
+from .taskspec import IMAGE_DATASETS, has_linear_theory, is_classification_task, layer_widths  # noqa: F401
+
 # Names of alignlib.metrics' registry, repeated here so that the Snakefile can check a
 # config without importing torch (tests assert both lists agree).
 KNOWN_METRICS = (
@@ -50,20 +53,6 @@ def describe_validation_error(error) -> str:
     hint = schema.get("description")
     return f"invalid config key '{key}': {message}" + (f" ({hint.strip()})" if hint else "")
 
-
-IMAGE_DATASETS = ("digits", "mnist", "cifar10")
-
-
-def is_classification_task(task: dict) -> bool:
-    dataset = task["dataset"]
-    return dataset["kind"] in IMAGE_DATASETS or (
-        dataset["kind"] == "teacher_mlp" and dataset["target"] == "classification")
-
-
-def has_linear_theory(task: dict) -> bool:
-    """The closed form applies: a one-hidden-layer linear net on Gaussian inputs with target noise."""
-    return (task["network"]["kind"] == "linear" and len(task["network"]["hidden"]) == 1
-            and task["dataset"]["kind"] == "gaussian_linear" and task["noise"]["kind"] == "target_gaussian")
 
 
 def check_config(config: dict, check_files: bool = True) -> None:
@@ -216,27 +205,6 @@ def prepend_to_pythonpath(folder: str) -> None:
     parts = [str(folder)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(parts))
 
-
-_IMAGE_SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
-
-
-def layer_widths(task: dict) -> list[int]:
-    """Widths of the recorded layers of a task's network, from its config alone."""
-    dataset, net = task["dataset"], task["network"]
-    kind = dataset["kind"]
-    if kind in IMAGE_DATASETS:
-        out = 10
-    elif is_classification_task(task):
-        out = dataset["classes"]
-    else:
-        out = 1
-    widths = []
-    if net["kind"] == "cnn":
-        c, h, w = _IMAGE_SHAPES.get(kind, (1, 1, 1))
-        for channels in net["channels"]:
-            h, w = h // 2, w // 2
-            widths.append(channels if net["conv_record"] == "channel_mean" else channels * h * w)
-    return widths + list(net["hidden"]) + [out]
 
 
 def task_jobs_by_rule(config: dict, task: dict) -> list[str]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 
-from .config import layer_widths
+from .taskspec import layer_widths
 
 # --------------------------------------------------------------------------- training
 
