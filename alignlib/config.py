@@ -17,7 +17,7 @@ from .taskspec import IMAGE_DATASETS, has_linear_theory, is_classification_task,
 KNOWN_METRICS = (
     "cka_linear", "cka_linear_debiased", "cka_rbf", "information_imbalance",
     "neighborhood_overlap", "mutual_knn", "procrustes", "cca", "svcca", "pwcca", "rsa",
-    "cosine_end_to_end",
+    "cosine_end_to_end", "linear_predictivity", "soft_matching",
 )
 
 

@@ -32,7 +32,7 @@ FAMILY = {
     "cka_linear": "CKA", "cka_linear_debiased": "CKA", "cka_rbf": "CKA",
     "information_imbalance": "k-NN", "neighborhood_overlap": "k-NN", "mutual_knn": "k-NN",
     "procrustes": "Procrustes", "cca": "CCA", "svcca": "CCA", "pwcca": "CCA", "rsa": "RSA",
-    "cosine_end_to_end": "cosine",
+    "cosine_end_to_end": "cosine", "linear_predictivity": "regression", "soft_matching": "matching",
 }
 TARGET = {"CKA": 10.0, "k-NN": 10.0}
 

@@ -21,6 +21,7 @@ from alignlib.metrics import (
     pairwise,
 )
 from alignlib.metrics.cka import linear_kernel_products
+from test_metrics_new import lp_soft_matching, ref_predictivity
 
 
 # tiny problems: one intra-op thread (see conftest.single_torch_thread)
@@ -49,7 +50,7 @@ def related(seed=0, S=4, n=40, widths=(5, 5, 5, 5), noise=0.7):
 def test_registry_lists_every_metric_with_its_properties():
     expected = ("cka_linear", "cka_linear_debiased", "cka_rbf", "information_imbalance",
                 "neighborhood_overlap", "mutual_knn", "procrustes", "cca", "svcca", "pwcca", "rsa",
-                "cosine_end_to_end")
+                "cosine_end_to_end", "linear_predictivity", "soft_matching")
     assert metric_names() == expected == tuple(METRICS)
     for name, info in METRICS.items():
         assert isinstance(info, MetricInfo) and info.name == name
@@ -213,6 +214,9 @@ REFERENCES = {
     "pwcca": (ref_pwcca, {}),
     "rsa": (ref_rsa, {}),
     "cosine_end_to_end": (lambda x, y: np.sum(x * y) / np.linalg.norm(x) / np.linalg.norm(y), {}),
+    # references from tests/test_metrics_new.py (sklearn Ridge fold by fold; scipy's LP solver)
+    "linear_predictivity": (lambda x, y: (ref_predictivity(x, y, "cv") + ref_predictivity(y, x, "cv")) / 2, {}),
+    "soft_matching": (lambda x, y: lp_soft_matching(x, y), {}),
 }
 
 

@@ -19,6 +19,8 @@ from . import procrustes as _procrustes  # noqa: F401
 from . import cca as _cca  # noqa: F401
 from . import rsa as _rsa  # noqa: F401
 from . import cosine as _cosine  # noqa: F401
+from . import predictivity as _predictivity  # noqa: F401
+from . import soft_matching as _soft_matching  # noqa: F401
 from ._api import compare, pairwise
 from ._registry import METRICS, TRANSFORMATIONS, MetricInfo, metric_names
 
