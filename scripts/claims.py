@@ -1,4 +1,6 @@
 """Rule claims: the paper's claims tested on one task (its share of verdicts.csv and summary.csv)."""
+import os
+
 import pandas as pd
 
 from alignlib.cubes import read_netcdf
@@ -11,5 +13,7 @@ with log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as clock
     with clock.numerics():
         result = task_result(snakemake.wildcards.task, table, snakemake.params.primary_metric)
     print(result["verdicts"][result["verdicts"].level == "headline"].to_string())
-    pd.to_pickle(result, snakemake.output[0])
+    tmp = snakemake.output[0] + ".tmp"
+    pd.to_pickle(result, tmp)
+    os.replace(tmp, snakemake.output[0])  # atomic: a killed job leaves no complete-looking file
 fast_exit()  # outputs written and closed: skip the interpreter's teardown
