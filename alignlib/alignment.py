@@ -17,8 +17,7 @@ import xarray as xr
 
 from . import __version__
 from .cubes import layer_activations
-
-END_TO_END_METRICS = ("cosine_end_to_end",)
+from .taskspec import END_TO_END_METRICS
 
 
 def member_pairs(seeds) -> tuple[np.ndarray, np.ndarray]:

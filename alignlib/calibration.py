@@ -12,17 +12,11 @@ known trend or dip they are powers.
 
 from __future__ import annotations
 
-from itertools import combinations
-
 import numpy as np
 import xarray as xr
 
+from .alignment import member_pairs
 from .claims import Panel, increases_with_snr, minimum_near_threshold
-
-
-def _pairs(S: int):
-    pairs = list(combinations(range(S), 2))
-    return np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
 
 
 def synthetic_panel(means: np.ndarray, S: int, rng: np.random.Generator, member_sd: float = 0.05,
@@ -30,7 +24,7 @@ def synthetic_panel(means: np.ndarray, S: int, rng: np.random.Generator, member_
     """A Panel with true pair means ``means`` (snr, n) and member-level noise (see module docstring)."""
     means = np.asarray(means, dtype=np.float64)
     pair_sd = member_sd if pair_sd is None else pair_sd
-    ia, ib = _pairs(S)
+    ia, ib = member_pairs(range(S))
     u = rng.standard_normal(means.shape + (S,)) * member_sd
     e = rng.standard_normal(means.shape + (len(ia),)) * pair_sd
     values = means[..., None] + u[..., ia] + u[..., ib] + e

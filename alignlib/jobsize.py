@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 
-from .taskspec import layer_widths
+from .taskspec import END_TO_END_METRICS, layer_widths
 
 # --------------------------------------------------------------------------- training
 
@@ -112,7 +112,6 @@ def cube_groups(chunks: list[list[int]], task: dict, bytes_per_value: int = 4,
 
 # --------------------------------------------------------------------------- align
 
-END_TO_END_METRICS = ("cosine_end_to_end",)
 # Seconds per (grid point x recorded layer x member x probe^2) of each metric's batched
 # computation (alignlib.metrics.pairwise, one CPU thread), from the default config's linear task.
 METRIC_SECONDS = {

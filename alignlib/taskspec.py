@@ -3,6 +3,9 @@ job sizing alike (no torch import: the Snakefile loads this)."""
 
 from __future__ import annotations
 
+#: Metrics that compare whole end-to-end maps (linear networks only), stored at the last layer.
+END_TO_END_METRICS = ("cosine_end_to_end",)
+
 IMAGE_DATASETS = ("digits", "mnist", "cifar10")
 
 

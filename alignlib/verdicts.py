@@ -26,8 +26,8 @@ import pandas as pd
 import xarray as xr
 
 from .claims import ALPHA, decoupling, increases_with_snr, minimum_near_threshold, panel
+from .taskspec import END_TO_END_METRICS
 
-END_TO_END_METRICS = ("cosine_end_to_end",)
 CLAIM3 = "claims 1 and 2 hold for linear and nonlinear networks, regression and classification, synthetic and real data"
 CLAIMS = {1: "alignment increases with SNR", 2: "alignment minimal near the interpolation threshold",
           4: "equal test error, different alignment"}
