@@ -8,6 +8,11 @@ Regression data sets hold ``train_y``/``test_y`` (sample, output); classificatio
 ones hold integer ``train_label``/``test_label`` and the attribute ``classes``.
 The attribute ``target_variance`` is Var(clean target), used by the SNR definitions;
 ``input_variance`` is the mean per-feature variance of the clean training inputs.
+
+With a task's ``ood`` section the data set also holds ``ood_x`` (ood_probe, feature): a
+second, shifted probe set (:func:`ood_inputs`). It is drawn from streams of its own, so every
+other variable is bit-identical with and without it, except for ``kind: extrapolate``, whose
+OOD patients are taken out of the real data set before the usual split.
 """
 
 from __future__ import annotations
@@ -47,6 +52,96 @@ def _assemble(train_x, probe_x, test_x, *, train_y=None, test_y=None, train_labe
     if image_shape is not None:
         attrs["image_shape"] = list(image_shape)
     return xr.Dataset(variables, attrs=attrs)
+
+
+#: The OOD kinds each data set supports (tasks.<task>.ood.kind).
+OOD_KINDS = {
+    "gaussian_linear": ("scale", "shift"),
+    "teacher_mlp": ("scale", "shift"),
+    "digits": ("noise",),
+    "mnist": ("noise",),
+    "cifar10": ("noise",),
+    "diabetes": ("extrapolate", "scale", "shift"),
+}
+SYNTHETIC = ("gaussian_linear", "teacher_mlp")
+
+
+def ood_probe_count(cfg: dict) -> int:
+    """How many OOD probes a task has: ``ood.probes``, else as many as in-distribution probes."""
+    return int(cfg["ood"].get("probes") or cfg["probes"])
+
+
+def unit_direction(rng: np.random.Generator, d: int) -> np.ndarray:
+    """A uniformly random unit vector of R^d."""
+    u = rng.standard_normal(d)
+    return u / np.linalg.norm(u)
+
+
+def ood_inputs(task: str, cfg: dict, ds: xr.Dataset) -> np.ndarray:
+    """The task's OOD probes (ood_probes, feature) for the kinds that leave the split alone.
+
+    Synthetic data (x ~ N(0, I_d)), fresh draws of the ``ood_inputs`` stream z ~ N(0, I_d):
+      scale: factor * z (covariance factor^2 I); shift: z + factor * u, u a fixed random unit
+      direction (stream ``ood_direction``): the mean moves by factor standard deviations along u.
+    Real data (standardised on the pool), the first ``ood.probes`` in-distribution probes p:
+      scale: factor * p (covariance about the pool mean rescaled by factor^2);
+      shift: p + factor * s_u * u with s_u the pool's standard deviation along u;
+      noise (images): p + factor * s * e per pixel, e ~ N(0, 1) (stream ``ood_noise``) and s the
+      pixel's standard deviation over the pool (1 after standardisation, 0 for a constant pixel).
+    """
+    ood, kind = cfg["ood"], cfg["dataset"]["kind"]
+    factor, k, seed = float(ood.get("factor", 2.0)), ood_probe_count(cfg), cfg["base_seed"]
+    d = ds.sizes["feature"]
+    if ood["kind"] not in OOD_KINDS.get(kind, ()):
+        raise ValueError(f"tasks.{task}.ood.kind: {ood['kind']!r} is not available for data set {kind!r}; "
+                         f"available: {list(OOD_KINDS.get(kind, ()))}")
+    if kind in SYNTHETIC:
+        z = stream(seed, task, "ood_inputs").standard_normal((k, d))
+        if ood["kind"] == "scale":
+            return factor * z
+        return z + factor * unit_direction(stream(seed, task, "ood_direction"), d)
+    probes = ds["probe_x"].values
+    if k > len(probes):
+        raise ValueError(f"tasks.{task}.ood.probes: {k} exceeds the {len(probes)} in-distribution probes that "
+                         f"kind {ood['kind']!r} transforms")
+    p = probes[:k]
+    train_x = ds["train_x"].values
+    if ood["kind"] == "scale":
+        return factor * p
+    if ood["kind"] == "shift":
+        u = unit_direction(stream(seed, task, "ood_direction"), d)
+        return p + factor * float((train_x @ u).std()) * u
+    if ood["kind"] == "noise":
+        e = stream(seed, task, "ood_noise").standard_normal(p.shape)
+        return p + factor * train_x.std(axis=0) * e
+    raise ValueError(f"tasks.{task}.ood.kind: {ood['kind']!r} is drawn with the split, not here")
+
+
+def ood_feature_index(task: str, feature, names) -> int:
+    """Column of ``ood.feature`` (an index or one of the data set's feature names)."""
+    if isinstance(feature, str):
+        if feature not in names:
+            raise ValueError(f"tasks.{task}.ood.feature: {feature!r} is not a feature; known: {list(names)}")
+        return list(names).index(feature)
+    if not 0 <= int(feature) < len(names):
+        raise ValueError(f"tasks.{task}.ood.feature: {feature} is not a column index in [0, {len(names)})")
+    return int(feature)
+
+
+def extrapolation_split(task: str, cfg: dict, x: np.ndarray, order: np.ndarray, names) -> tuple[np.ndarray, np.ndarray]:
+    """``ood: {kind: extrapolate}``: the ood.probes samples with the largest values of ``ood.feature``
+    (ood_idx) and the rest of ``order`` (the seeded split order) without them."""
+    f = ood_feature_index(task, cfg["ood"].get("feature", 0), names)
+    k = ood_probe_count(cfg)
+    ranked = np.argsort(-x[:, f], kind="stable")
+    if k >= len(x):
+        raise ValueError(f"tasks.{task}.ood.probes: {k} leaves no sample of the {len(x)} for the split")
+    if x[ranked[k - 1], f] <= x[ranked[k], f]:
+        raise ValueError(f"tasks.{task}.ood.probes: the {k}th largest value of feature {names[f]!r} is tied with "
+                         f"the next one, so the OOD patients would not all lie above the pool; choose another count")
+    ood_idx = ranked[:k]
+    rest = order[~np.isin(order, ood_idx)]
+    return ood_idx, rest
 
 
 def gaussian_linear(task: str, cfg: dict) -> xr.Dataset:
@@ -97,10 +192,18 @@ def teacher_mlp(task: str, cfg: dict) -> xr.Dataset:
                      target_variance_definition="population variance of the standardised teacher output (1)")
 
 
-def _split_real(task, cfg, x, *, y=None, labels=None, classes=None, image_shape=None):
-    """A fixed seeded split: probes, test set, then the training pool; standardised on the pool."""
-    n_total = len(x)
-    order = stream(cfg["base_seed"], task, "split").permutation(n_total)
+def _split_real(task, cfg, x, *, y=None, labels=None, classes=None, image_shape=None, feature_names=None):
+    """A fixed seeded split: probes, test set, then the training pool; standardised on the pool.
+
+    ``ood: {kind: extrapolate}``: the OOD patients are taken out first (extrapolation_split) and
+    the same seeded order, without them, is split as usual; they are stored as ``ood_x``.
+    """
+    order = stream(cfg["base_seed"], task, "split").permutation(len(x))
+    ood_idx = None
+    if (cfg.get("ood") or {}).get("kind") == "extrapolate":
+        names = feature_names if feature_names is not None else [str(i) for i in range(x.shape[1])]
+        ood_idx, order = extrapolation_split(task, cfg, x, order, names)
+    n_total = len(order)
     probes, test = cfg["probes"], cfg["test_size"]
     pool = cfg["dataset"].get("pool") or (n_total - probes - test)
     if probes + test + pool > n_total:
@@ -111,10 +214,14 @@ def _split_real(task, cfg, x, *, y=None, labels=None, classes=None, image_shape=
     std = np.where(std > 0, std, 1.0)  # constant pixels stay 0 instead of dividing by 0
     xs = (x - mean) / std
     if labels is not None:
-        return _assemble(xs[i_train], xs[i_probe], xs[i_test], train_label=labels[i_train],
-                         test_label=labels[i_test], classes=classes, image_shape=image_shape)
-    y = (y - y[i_train].mean(axis=0)) / y[i_train].std(axis=0)
-    return _assemble(xs[i_train], xs[i_probe], xs[i_test], train_y=y[i_train], test_y=y[i_test])
+        ds = _assemble(xs[i_train], xs[i_probe], xs[i_test], train_label=labels[i_train],
+                       test_label=labels[i_test], classes=classes, image_shape=image_shape)
+    else:
+        y = (y - y[i_train].mean(axis=0)) / y[i_train].std(axis=0)
+        ds = _assemble(xs[i_train], xs[i_probe], xs[i_test], train_y=y[i_train], test_y=y[i_test])
+    if ood_idx is not None:
+        ds["ood_x"] = (("ood_probe", "feature"), xs[ood_idx])
+    return ds
 
 
 def digits(task: str, cfg: dict) -> xr.Dataset:
@@ -131,7 +238,8 @@ def diabetes(task: str, cfg: dict) -> xr.Dataset:
     from sklearn.datasets import load_diabetes
 
     bunch = load_diabetes()
-    return _split_real(task, cfg, bunch.data.astype(np.float64), y=bunch.target.astype(np.float64)[:, None])
+    return _split_real(task, cfg, bunch.data.astype(np.float64), y=bunch.target.astype(np.float64)[:, None],
+                       feature_names=list(bunch.feature_names))
 
 
 def _image_set(task, cfg, files):
@@ -165,6 +273,13 @@ def cifar10(task: str, cfg: dict) -> xr.Dataset:
     return _image_set(task, cfg, load_cifar10(cfg["dataset"]["path"]))
 
 
+OOD_DEFINITIONS = {
+    "scale": "inputs with their covariance (about the training mean) rescaled by factor^2",
+    "shift": "inputs with their mean shifted by factor standard deviations along a fixed random direction",
+    "noise": "probe images plus Gaussian pixel noise of std factor x the pixel's std over the pool",
+    "extrapolate": "the patients with the largest values of one feature, outside the pool's range of it",
+}
+
 DATASETS = {"gaussian_linear": gaussian_linear, "teacher_mlp": teacher_mlp, "digits": digits,
             "diabetes": diabetes, "mnist": mnist, "cifar10": cifar10}
 
@@ -181,5 +296,13 @@ def make_task_data(task: str, cfg: dict) -> xr.Dataset:
             f"tasks.{task}.n: the largest n ({n_max}) exceeds the {ds.sizes['sample']} "
             f"training samples available in data set {kind!r}"
         )
+    ood = cfg.get("ood")
+    if ood:
+        if "ood_x" not in ds:
+            ds["ood_x"] = (("ood_probe", "feature"), ood_inputs(task, cfg, ds))
+        ds.attrs.update(ood_kind=ood["kind"], ood_factor=float(ood.get("factor", 2.0)),
+                        ood_definition=OOD_DEFINITIONS[ood["kind"]])
+        if ood["kind"] == "extrapolate":
+            ds.attrs["ood_feature"] = str(ood.get("feature", 0))
     ds.attrs.update(task=task, dataset=kind, alignlib_version=__version__)
     return ds

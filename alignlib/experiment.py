@@ -249,13 +249,15 @@ def params_of(models: xr.Dataset, snr, n) -> list[np.ndarray]:
 
 
 def extract_activations(cfg: dict, data: xr.Dataset, models: xr.Dataset, device,
-                        storage_dtype=np.float32) -> xr.Dataset:
+                        storage_dtype=np.float32, probe_var: str = "probe_x") -> xr.Dataset:
     """Every member's activations on the probe inputs, as a cube (snr, n, seed, layer, probe, unit).
 
     Computed in float64, stored as ``storage_dtype`` (float32, or float16 to halve the disk use).
+    ``probe_var``: the data set's variable holding the probes (``ood_x``: the OOD probes; the
+    cube's attribute ``probe_set`` names it).
     """
     arch = architecture(cfg, data)
-    probes = torch.as_tensor(data["probe_x"].values, dtype=torch.float64, device=device)
+    probes = torch.as_tensor(data[probe_var].values, dtype=torch.float64, device=device)
     snrs, ns, seeds = models["snr"].values, models["n"].values, models["seed"].values
     n_layers, width = len(arch.layer_names), max(arch.layer_widths)
     acts = np.full((len(snrs), len(ns), len(seeds), n_layers, probes.shape[0], width), np.nan, storage_dtype)
@@ -283,4 +285,6 @@ def extract_activations(cfg: dict, data: xr.Dataset, models: xr.Dataset, device,
         e2e = np.stack(e2e).reshape(len(snrs), len(ns), len(seeds), *e2e[0].shape[1:])
         ds["end_to_end"] = (("snr", "n", "seed", "output", "feature"), e2e)
     ds.attrs.update(models.attrs)
+    if probe_var != "probe_x":
+        ds.attrs["probe_set"] = probe_var
     return ds
