@@ -112,8 +112,11 @@ def _clean_test_targets(data, device, dtype):
     return torch.as_tensor(data["test_y"].values, dtype=dtype, device=device)
 
 
-def train_members(task, cfg, data, n, members, device, log=sys.stderr):
+def train_members(task, cfg, data, n, members, device, log=sys.stderr, checkpoints=None, checkpoint_unit="auto"):
     """Train the members [(snr, seed), ...] at sample size n in one batched computation.
+
+    ``checkpoints``, ``checkpoint_unit``: passed to ``train_ensemble`` (the result then also holds
+    the members' weights at those checkpoints; alignlib.checkpoints).
 
     Returns (arch, TrainResult, train_error (B,), test_error (B,)): the train error on each
     member's own noisy training set, the test error on the clean test set (MSE for
@@ -142,7 +145,7 @@ def train_members(task, cfg, data, n, members, device, log=sys.stderr):
         arch, params, x, y, optimizer=tcfg["optimizer"], lr=tcfg["lr"], max_steps=tcfg["max_steps"],
         tol=tcfg["tol"], loss=loss, fit_tol=tcfg["fit_tol"], fit_scale=noise_scale, batch_size=batch_size,
         batch_seed=batch_seed,
-        progress=progress,
+        progress=progress, checkpoints=checkpoints, checkpoint_unit=checkpoint_unit,
     )
     with torch.no_grad():
         train_out = chunked_forward(arch, result.params, x, batch_size)

@@ -52,6 +52,9 @@ class TrainResult:
     initial_loss: np.ndarray | None = None  # (B,) training loss at the initialisation
     final_loss: np.ndarray | None = None  # (B,) training loss of the returned weights
     diverged: np.ndarray | None = None  # (B,) bool: see diverged_members
+    # with ``checkpoints``: the optimizer step count of each checkpoint, and the members' weights there
+    checkpoint_steps: np.ndarray | None = None  # (C,)
+    checkpoints: list[list[torch.Tensor]] | None = None  # C lists of batched parameters
 
 
 def input_preconditioner(x: torch.Tensor, rtol: float = 1e-10) -> torch.Tensor:
@@ -102,6 +105,35 @@ def diverged_members(initial_loss, final_loss, params, factor: float = DIVERGENC
     bad = ~torch.isfinite(initial) | ~torch.isfinite(final) | ~finite_weights
     blown_up = final > factor * initial.clamp_min(torch.finfo(torch.float64).tiny)
     return (bad | blown_up).numpy()
+
+
+def steps_per_epoch(n_samples: int, batch_size: int | None) -> int:
+    """Optimizer steps in one epoch: 1 for full-batch training; with minibatches n // batch_size,
+    the batches one permutation of the training set gives in ``train_ensemble`` (a last batch
+    shorter than batch_size is dropped, and the next epoch starts with a fresh permutation)."""
+    if batch_size is None or batch_size >= n_samples:
+        return 1
+    return n_samples // batch_size
+
+
+def checkpoint_schedule(checkpoints, n_samples: int, batch_size: int | None, unit: str = "auto") -> np.ndarray:
+    """The optimizer step counts of ``checkpoints`` (sorted, distinct, >= 0).
+
+    ``unit``: ``step`` (step counts as given), ``epoch`` (checkpoint e is e x steps_per_epoch),
+    or ``auto`` (epoch with minibatches, else step; in full-batch training both are the same).
+    """
+    if unit not in ("auto", "step", "epoch"):
+        raise ValueError(f"unknown checkpoint unit {unit!r}; known: ['auto', 'step', 'epoch']")
+    at = np.asarray(list(checkpoints), dtype=np.int64)
+    if at.ndim != 1 or (at < 0).any() or (np.diff(at) <= 0).any():
+        raise ValueError(f"checkpoints must be sorted, distinct step or epoch counts >= 0, got {list(checkpoints)}")
+    return at * (1 if unit == "step" else steps_per_epoch(n_samples, batch_size))
+
+
+def _record_checkpoints(saved: list, schedule: np.ndarray, step: int, params) -> None:
+    """Append copies of ``params`` once for every checkpoint of ``schedule`` at this step count."""
+    while len(saved) < len(schedule) and schedule[len(saved)] <= step:
+        saved.append([p.detach().clone() for p in params])
 
 
 def _linear_gradients(arch, params, cov, cross, precond):
@@ -155,6 +187,8 @@ def train_ensemble(
     batch_size: int | None = None,
     batch_seed: int = 0,
     progress=None,
+    checkpoints=None,
+    checkpoint_unit: str = "auto",
 ) -> TrainResult:
     """Train every member on inputs x ((n, d) shared, or (B, n, d) per member) and its own targets.
 
@@ -170,6 +204,12 @@ def train_ensemble(
     ``fit_scale`` (B,): what a regression training MSE is divided by in the fit rule, e.g. each
     member's noise variance, so that "fits" means "has memorised its noise"; default: the
     variance of the member's noisy targets.
+
+    ``checkpoints`` (sorted step or epoch counts, see ``checkpoint_schedule`` for
+    ``checkpoint_unit``): also return every member's weights after that many optimizer steps
+    (``checkpoints``, at ``checkpoint_steps``); checkpoint 0 is the initialisation, and a member
+    that has stopped (or every member, past the last step) keeps its final weights. Recording
+    copies weights only, so the training itself is the same with or without checkpoints.
     """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; known: {list(OPTIMIZERS)}")
@@ -205,7 +245,12 @@ def train_ensemble(
     active = torch.ones(n_members, dtype=torch.bool, device=device)
     steps = torch.zeros(n_members, dtype=torch.long, device=device)
     criterion = torch.full((n_members,), float("inf"), dtype=dtype, device=device)
+    schedule = None if checkpoints is None else checkpoint_schedule(checkpoints, n_samples, batch_size,
+                                                                    checkpoint_unit)
+    saved: list = []
     for step in range(max_steps + 1):
+        if schedule is not None:
+            _record_checkpoints(saved, schedule, step, params)
         out = None
         if analytic:
             grads, crit = _linear_gradients(arch, params, cov, cross, precond)
@@ -253,6 +298,8 @@ def train_ensemble(
         if progress is not None and step % 500 == 0:
             progress(step, int(active.sum()))
     final_loss = member_loss(arch, params, x, y, loss, batch_size)
+    if schedule is not None:  # checkpoints after training ended: the final (frozen) weights
+        _record_checkpoints(saved, schedule, int(schedule[-1]) if len(schedule) else 0, params)
     return TrainResult(
         params=[p.detach() for p in params],
         steps=steps.cpu().numpy(),
@@ -261,4 +308,6 @@ def train_ensemble(
         initial_loss=initial_loss.cpu().numpy(),
         final_loss=final_loss.cpu().numpy(),
         diverged=diverged_members(initial_loss.cpu(), final_loss.cpu(), params),
+        checkpoint_steps=schedule,
+        checkpoints=None if schedule is None else saved,
     )
