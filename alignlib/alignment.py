@@ -27,7 +27,8 @@ def member_pairs(seeds) -> tuple[np.ndarray, np.ndarray]:
 
 
 def compute_alignment(cube: xr.Dataset, metrics: list[str], metric_options: dict | None = None,
-                      device=None, log=sys.stderr, probe_x=None) -> xr.Dataset:
+                      device=None, log=sys.stderr, probe_x=None, chance_draws: int = 0,
+                      base_seed: int = 0, task: str = "") -> xr.Dataset:
     """Every metric, layer and grid point of a task's cube, for all pairs of members.
 
     ``device``: a torch device to compute on (e.g. CUDA); None computes on the CPU with NumPy input.
@@ -40,9 +41,16 @@ def compute_alignment(cube: xr.Dataset, metrics: list[str], metric_options: dict
     NaN; ``alignment_note(metric, layer)`` says where and why ("" when informative at every
     grid point), and one line per excluded (metric, layer) goes to ``log``. The CCA family
     gets ``rank_eps`` = the storage dtype's eps unless ``metric_options`` set it.
+
+    ``chance_draws`` = K > 0 adds the permutation baseline (``alignlib.chance``): K draws of the
+    metric with one member's probes shuffled per (metric, layer, snr, n), seeded by
+    (``base_seed``, ``task``, metric, layer, snr, n), stored as ``chance`` (their mean) and
+    ``chance_hi`` (their 95th percentile), NaN wherever ``alignment`` is NaN for the whole cell,
+    and ``chance_note(metric)`` ("" or why a metric has none). K = 0: no chance variables.
     """
     import torch
 
+    from .chance import chance_draws as draw_chance
     from .metrics import METRICS, pairwise  # heavy import kept local: alignlib.cubes users need no torch
     from .preconditions import CCA_FAMILY, check_key, probe_space, storage_eps, uninformative_reason
 
@@ -63,6 +71,7 @@ def compute_alignment(cube: xr.Dataset, metrics: list[str], metric_options: dict
     kept = _kept_members(cube)  # diverged members are left out: their pairs stay NaN
     values = np.full((len(metrics), len(layers), len(snrs), len(ns), len(ia)), np.nan)
     notes = np.full((len(metrics), len(layers)), "", dtype=object)
+    chance = np.full((len(metrics), len(layers), len(snrs), len(ns), chance_draws), np.nan)  # chance part
     checked: dict[tuple, str | None] = {}  # (layer, snr, n, check) -> reason, shared by metrics with one check
     for m, metric in enumerate(metrics):
         options = dict(metric_options.get(metric, {}))
@@ -100,6 +109,15 @@ def compute_alignment(cube: xr.Dataset, metrics: list[str], metric_options: dict
                         reason = f"the metric raised an error (first: {error})"
                         first = next((r for r in excluded if r.startswith("the metric raised")), reason)
                         excluded[first] = excluded.get(first, 0) + 1
+                        continue
+                    if chance_draws and metric not in END_TO_END_METRICS:  # the cell's permutation baseline
+                        try:
+                            chance[m, l, i, j] = draw_chance(block, metric, options, chance_draws,
+                                                             base_seed=base_seed, task=task, layer=str(layer),
+                                                             snr=snr, n=n, keep=None if kept is None else kept[i, j])
+                        except ValueError as error:  # left NaN, said once per cell
+                            print(f"alignment: chance of {metric} at layer {layer}, snr {snr:g}, n {n}: "
+                                  f"NaN ({error})", file=log, flush=True)
             if excluded:
                 notes[m, l] = _note(excluded, len(snrs) * len(ns))
                 print(f"alignment: {metric} at layer {layer}: {notes[m, l]}", file=log, flush=True)
@@ -112,6 +130,8 @@ def compute_alignment(cube: xr.Dataset, metrics: list[str], metric_options: dict
             "pair": np.arange(len(ia)), "seed_a": ("pair", seeds[ia]), "seed_b": ("pair", seeds[ib]),
         },
     )
+    if chance_draws:
+        ds = ds.merge(chance_table(chance, metrics, ds))
     for name in ("train_error", "test_error", "steps", "converged", "noise_fit", "diverged"):
         if name in cube:
             ds[name] = cube[name].transpose("snr", "n", "seed")
@@ -122,6 +142,30 @@ def compute_alignment(cube: xr.Dataset, metrics: list[str], metric_options: dict
         "cosine_end_to_end is stored at the last layer only"
     )
     return ds
+
+
+def chance_table(draws: np.ndarray, metrics: list[str], table: xr.Dataset) -> xr.Dataset:
+    """``chance``, ``chance_hi`` (metric, layer, snr, n) and ``chance_note(metric)`` from the draws
+    (metric, layer, snr, n, draw) of ``compute_alignment``, on ``table``'s coordinates."""
+    from .chance import CHANCE_QUANTILE, chance_reason, summarise
+
+    mean, hi = summarise(draws)
+    dims = ("metric", "layer", "snr", "n")
+    coords = {d: table[d] for d in dims}
+    out = xr.Dataset({"chance": (dims, mean), "chance_hi": (dims, hi),
+                      "chance_note": (("metric",), np.array([chance_reason(m) for m in metrics], dtype=object).astype(str))},
+                     coords=coords)
+    k = draws.shape[-1]
+    out["chance"].attrs["description"] = (
+        f"permutation baseline: mean over {k} draws of the metric between two members of the grid "
+        "point with one member's probe order shuffled (alignlib.chance; draws seeded by task, metric, "
+        "layer, snr, n); NaN where the cell is excluded (alignment_note) or the metric has no chance "
+        "level (chance_note)")
+    out["chance_hi"].attrs["description"] = (
+        f"{round(100 * CHANCE_QUANTILE)}th percentile of the same {k} draws: alignment at or below it "
+        "is not above chance")
+    out["chance"].attrs["draws"] = out["chance_hi"].attrs["draws"] = k
+    return out
 
 
 def _note(excluded: dict[str, int], total: int) -> str:
@@ -171,8 +215,9 @@ def merge_metric_parts(parts: list[xr.Dataset], metrics: list[str]) -> xr.Datase
         raise ValueError(f"align parts overlap: metrics {present}")
     order = [m for m in metrics if m in present]
     merged = merged.sel(metric=order).assign_coords(metric=order)
-    if "alignment_note" in merged:
-        merged["alignment_note"] = merged["alignment_note"].astype(str)
+    for name in ("alignment_note", "chance_note"):
+        if name in merged:
+            merged[name] = merged[name].astype(str)
     return merged
 
 

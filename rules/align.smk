@@ -12,6 +12,7 @@ rule align_part:
         task_cfg=grid_config,  # n: the whole grid, coarse and refined
         metrics=part_metrics,
         device=config["device"],
+        chance=config["chance"]["draws"],  # K permutation-baseline draws per cell (alignlib.chance)
     log:
         f"{RESULTS}/{{task}}/logs/align_{{metrics}}.log",
     priority: critical_path("align_part")
@@ -38,6 +39,7 @@ rule align:
         task_cfg=grid_config,
         metrics=config["metrics"],
         device=config["device"],
+        chance=config["chance"]["draws"],
     log:
         f"{RESULTS}/{{task}}/logs/align.log",
     priority: critical_path("align")

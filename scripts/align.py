@@ -27,7 +27,8 @@ with log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as clock
         cube = open_activations(cubes, expected_n=cfg["n"], key=f"tasks.{task}.n")
         with job_device(snakemake.params.device) as device, clock.numerics():
             table = compute_alignment(cube, snakemake.params.metrics, device=device, log=log,
-                                      probe_x=data["probe_x"].values)
+                                      probe_x=data["probe_x"].values, chance_draws=snakemake.params.chance,
+                                      base_seed=cfg["base_seed"], task=task)
     require_finite_alignment(table, task)
     with clock.numerics():
         table = table.merge(task_thresholds(table, cfg["interpolation_tol"]), combine_attrs="override")
