@@ -66,6 +66,7 @@ include: "rules/refine.smk"
 include: "rules/extract.smk"
 include: "rules/align.smk"
 include: "rules/figures.smk"
+include: "rules/ood.smk"
 
 
 rule all:

@@ -131,7 +131,7 @@ def ood_feature_index(task: str, feature, names) -> int:
 def extrapolation_split(task: str, cfg: dict, x: np.ndarray, order: np.ndarray, names) -> tuple[np.ndarray, np.ndarray]:
     """``ood: {kind: extrapolate}``: the ood.probes samples with the largest values of ``ood.feature``
     (ood_idx) and the rest of ``order`` (the seeded split order) without them."""
-    f = ood_feature_index(task, cfg["ood"].get("feature", 0), names)
+    f = ood_feature_index(task, cfg["ood"].get("feature", "bmi"), names)
     k = ood_probe_count(cfg)
     ranked = np.argsort(-x[:, f], kind="stable")
     if k >= len(x):
@@ -303,6 +303,6 @@ def make_task_data(task: str, cfg: dict) -> xr.Dataset:
         ds.attrs.update(ood_kind=ood["kind"], ood_factor=float(ood.get("factor", 2.0)),
                         ood_definition=OOD_DEFINITIONS[ood["kind"]])
         if ood["kind"] == "extrapolate":
-            ds.attrs["ood_feature"] = str(ood.get("feature", 0))
+            ds.attrs["ood_feature"] = str(ood.get("feature", "bmi"))
     ds.attrs.update(task=task, dataset=kind, alignlib_version=__version__)
     return ds

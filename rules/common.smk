@@ -199,4 +199,5 @@ def all_outputs():
         if has_linear_theory(config["tasks"][task]):
             outputs.append(f"{RESULTS}/figures/{task}_theory_residuals.png")
             outputs += [f"{RESULTS}/figures/{task}_theory_residuals.pdf"] if FIGURE_PDF else []
+    outputs += ood_outputs()  # tasks with `ood` (rules/ood.smk)
     return outputs

@@ -1,0 +1,100 @@
+# Out-of-distribution probes (a task's `ood` section; alignlib.ood): the members' activations on the
+# task's OOD probes (data.nc's ood_x), one cube per in-distribution cube; their alignment for the OOD
+# metrics in alignment_ood.nc; the per-layer comparison with alignment.nc in ood_summary.csv and a figure.
+from alignlib.ood import check_ood_config, ood_metrics
+
+try:  # before any job: a kind the data set lacks, OOD metrics outside `metrics`, ...
+    check_ood_config(config)
+except ConfigError as error:
+    raise WorkflowError(str(error)) from None
+
+
+def ood_tasks():
+    return [task for task, cfg in config["tasks"].items() if cfg.get("ood")]
+
+
+def ood_cubes(wildcards):
+    return expand(
+        f"{RESULTS}/{{task}}/activations_ood/n{{ns}}.nc",
+        task=wildcards.task,
+        ns=[joined(c) for c in cube_chunks(wildcards.task)],
+    )
+
+
+def ood_outputs():
+    """What rule all asks for: every task with `ood` gets its OOD alignment, summary and figure."""
+    extensions = ["png", "pdf"] if FIGURE_PDF else ["png"]
+    outputs = []
+    for task in ood_tasks():
+        outputs += [f"{RESULTS}/{task}/alignment_ood.nc", f"{RESULTS}/{task}/ood_summary.csv"]
+        outputs += [f"{RESULTS}/figures/{task}_ood_by_layer.{ext}" for ext in extensions]
+    return outputs
+
+
+rule extract_ood:
+    input:
+        data=f"{RESULTS}/{{task}}/data/data.nc",
+        models=cube_models,
+    output:
+        f"{RESULTS}/{{task}}/activations_ood/n{{ns}}.nc",
+    params:
+        task_cfg=task_config,
+        device=config["device"],
+        activation_dtype=config["activation_dtype"],
+    log:
+        f"{RESULTS}/{{task}}/logs/extract_ood_n{{ns}}.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+        gpu=GPUS_PER_JOB,
+    conda:
+        "../envs/alignlib.yaml"
+    script:
+        "../scripts/extract_ood.py"
+
+
+rule align_ood:
+    input:
+        cubes=ood_cubes,
+        data=f"{RESULTS}/{{task}}/data/data.nc",
+        refine=refinement_input,  # a task with `refine`: its grid (params) needs the checkpoint
+    output:
+        f"{RESULTS}/{{task}}/alignment_ood.nc",
+    params:
+        task_cfg=grid_config,
+        metrics=lambda wildcards: ood_metrics(config, wildcards.task),
+        device=config["device"],
+    log:
+        f"{RESULTS}/{{task}}/logs/align_ood.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=GPUS_PER_JOB,
+    conda:
+        "../envs/alignlib.yaml"
+    script:
+        "../scripts/align_ood.py"
+
+
+rule ood_summary:
+    input:
+        alignment=f"{RESULTS}/{{task}}/alignment.nc",
+        alignment_ood=f"{RESULTS}/{{task}}/alignment_ood.nc",
+    output:
+        csv=f"{RESULTS}/{{task}}/ood_summary.csv",
+        png=f"{RESULTS}/figures/{{task}}_ood_by_layer.png",
+        pdfs=pdfs("ood_by_layer"),  # figure_pdf: true; drawn once, saved as PNG and PDF
+    params:
+        figure_pdf=FIGURE_PDF,
+    log:
+        f"{RESULTS}/{{task}}/logs/ood_summary.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/alignlib.yaml"
+    script:
+        "../scripts/ood_summary.py"

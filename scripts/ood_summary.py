@@ -1,0 +1,23 @@
+"""Rule ood_summary: in-distribution vs OOD alignment per layer (alignlib.ood): ood_summary.csv and the
+figure <task>_ood_by_layer.png."""
+from alignlib.cubes import read_netcdf
+from alignlib.ood import ood_summary, plot_ood_by_layer
+from alignlib.runlog import log_to
+from alignlib.timing import fast_exit, job_clock
+from alignlib.verdicts import write_csv
+
+with log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as clock:
+    task = snakemake.wildcards.task
+    id_table, ood_table = read_netcdf(snakemake.input.alignment), read_netcdf(snakemake.input.alignment_ood)
+    with clock.numerics():
+        summary = ood_summary(id_table, ood_table)
+    print(summary.to_string(), file=log)
+    write_csv(summary, snakemake.output.csv)
+    kind = ood_table.attrs.get("ood_kind", "?")
+    shift = kind if kind == "extrapolate" else f"{kind}, factor {ood_table.attrs.get('ood_factor', float('nan')):g}"
+    early, late = summary["early_layer"].iloc[0], summary["late_layer"].iloc[0]
+    plot_ood_by_layer(summary, [str(x) for x in ood_table["layer"].values], snakemake.output.png,
+                      title=f"{task}: in-distribution (solid) vs OOD probes (dashed; {shift}); "
+                            f"drop statistic compares {late} with {early}",
+                      pdf=snakemake.params.figure_pdf)
+fast_exit()  # outputs written and closed: skip the interpreter's teardown
