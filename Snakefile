@@ -66,10 +66,12 @@ include: "rules/refine.smk"
 include: "rules/extract.smk"
 include: "rules/align.smk"
 include: "rules/figures.smk"
+include: "rules/checkpoints.smk"
 include: "rules/ood.smk"
 
 
 rule all:
     input:
         all_outputs(),
+        checkpoint_outputs(),  # tasks with checkpoints on (rules/checkpoints.smk)
     default_target: True

@@ -1,0 +1,23 @@
+"""Rule training_figure: the alignment-during-training figure and the first-epoch fractions (CSV)."""
+import os
+
+from alignlib.checkpoints import alignment_training_figure, first_epoch_summary
+from alignlib.cubes import read_netcdf
+from alignlib.figures import save_figure
+from alignlib.runlog import log_to
+from alignlib.timing import fast_exit, job_clock
+
+with log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as clock:
+    task = snakemake.wildcards.task
+    table = read_netcdf(snakemake.input.table)
+    main = read_netcdf(snakemake.input.alignment)
+    thresholds = main["interpolation_threshold"].values if "interpolation_threshold" in main else None
+    with clock.numerics():
+        summary = first_epoch_summary(table, task=task)
+        save_figure(alignment_training_figure(table, thresholds=thresholds), snakemake.output.png,
+                    snakemake.params.pdf)
+    print(summary.to_string(), file=log)
+    tmp = f"{snakemake.output.summary}.tmp"
+    summary.to_csv(tmp, index=False)
+    os.replace(tmp, snakemake.output.summary)
+fast_exit()  # outputs written and closed: skip the interpreter's teardown
