@@ -246,6 +246,11 @@ def plot_ood_by_layer(summary: pd.DataFrame, layers, png_path, title: str = "", 
                     label = f"SNR {snr:g}" + (f" (n={int(row['n'])})" if choice != "largest n" else "")
                     ax.errorbar(x + offset[k], y, yerr=np.nan_to_num(e), color=colours[k], linestyle=style,
                                 marker=marker, markersize=4, capsize=2, label=label if kind == "id" else None)
+            lines = [f"SNR {r.snr:g}: D = {r.statistic:+.3f} ± {r.se:.3f}, p = {r.p_one_sided:.2g}"
+                     for r in part.itertuples() if np.isfinite(r.statistic)]
+            if lines:  # the drop statistic of each SNR, in the panel's corner
+                ax.text(0.98, 0.02, "\n".join(lines), transform=ax.transAxes, ha="right", va="bottom", fontsize=6.5,
+                        bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none"})
             n_text = f" (n={int(part['n'].iloc[0])})" if choice == "largest n" and not part.empty else " (per SNR)"
             ax.set_title(f"{choice}{n_text}", fontsize=10)
             ax.set_xticks(x, layers)
@@ -259,6 +264,8 @@ def plot_ood_by_layer(summary: pd.DataFrame, layers, png_path, title: str = "", 
                 ax.legend(handles, labels, fontsize=7, loc="best")
     for ax in axes[-1]:
         ax.set_xlabel("layer (input → output)")
-    fig.suptitle(title, fontsize=10)
+    early, late = summary["early_layer"].iloc[0], summary["late_layer"].iloc[0]
+    fig.suptitle(f"{title}\nD = drop (ID − OOD) at {late} − drop at {early}, member-jackknife SE, one-sided p",
+                 fontsize=9)
     fig.tight_layout()
     return save_figure(fig, png_path, pdf=pdf)

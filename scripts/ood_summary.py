@@ -15,9 +15,7 @@ with log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as clock
     write_csv(summary, snakemake.output.csv)
     kind = ood_table.attrs.get("ood_kind", "?")
     shift = kind if kind == "extrapolate" else f"{kind}, factor {ood_table.attrs.get('ood_factor', float('nan')):g}"
-    early, late = summary["early_layer"].iloc[0], summary["late_layer"].iloc[0]
     plot_ood_by_layer(summary, [str(x) for x in ood_table["layer"].values], snakemake.output.png,
-                      title=f"{task}: in-distribution (solid) vs OOD probes (dashed; {shift}); "
-                            f"drop statistic compares {late} with {early}",
+                      title=f"{task}: in-distribution (solid) vs OOD probes (dashed; {shift})",
                       pdf=snakemake.params.figure_pdf)
 fast_exit()  # outputs written and closed: skip the interpreter's teardown
