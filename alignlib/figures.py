@@ -106,6 +106,37 @@ def _mark_thresholds(ax, ds, snrs, colors):
     ax.set_xlim(lo_edge, hi_edge)
 
 
+CHANCE_LABEL = "chance (probes shuffled)"
+
+
+def _chance(ds: xr.Dataset, metric: str, layer: str):
+    """(chance, chance_hi) of one metric and layer over (snr, n), or None when ``ds`` has none there."""
+    if "chance" not in ds or metric not in ds["chance"]["metric"].values:
+        return None
+    mean = ds["chance"].sel(metric=metric, layer=layer)
+    hi = ds["chance_hi"].sel(metric=metric, layer=layer)
+    return (mean, hi) if bool(np.isfinite(mean).any()) else None
+
+
+def chance_band(ax, ds: xr.Dataset, metric: str, layer: str, along: str = "n", label: bool = True) -> bool:
+    """A grey band from the chance level (mean of the shuffled-probe draws) to its 95th percentile
+    against ``along`` ("n" or "snr"); where a panel has several curves (one per SNR or per n), the band
+    spans them all: from the lowest mean to the highest 95th percentile. ``along=None``: one
+    horizontal band over every grid point. Returns whether a band was drawn."""
+    chance = _chance(ds, metric, layer)
+    if chance is None:
+        return False
+    mean, hi = chance
+    kwargs = dict(color="0.55", alpha=0.3, lw=0, zorder=0, label=CHANCE_LABEL if label else None)
+    if along is None:
+        ax.axhspan(float(mean.min()), float(hi.max()), **kwargs)
+        return True
+    other = "snr" if along == "n" else "n"
+    lo, top = mean.min(other, skipna=True), hi.max(other, skipna=True)
+    ax.fill_between(ds[along].values, lo.values, top.values, **kwargs)
+    return True
+
+
 def _curves_vs_n(ax, values, snrs, colors, theory=None, metric=None):
     mean, sem = pair_mean(values)
     for snr, color in zip(snrs, colors):
@@ -159,12 +190,16 @@ def alignment_vs_n(ds: xr.Dataset, *, threshold=None, theory=None, metrics=None)
     fig, axes = _grid(len(panels))
     snrs = ds["snr"].values
     colors = _snr_colors(snrs)
+    banded = False
     for ax, (metric, layer, values) in zip(axes, panels):
+        banded |= chance_band(ax, ds, metric, layer, "n", label=False)
         _curves_vs_n(ax, values, snrs, colors, theory, metric)
         _mark_thresholds(ax, ds, snrs, colors)
         if threshold is not None:
             ax.axvline(threshold, color="0.3", ls=":", lw=1.2)
         ax.set_ylabel(metric_label(metric, layer))
+    if banded:  # the legend entry once, whichever panels have a band
+        axes[0].fill_between([], [], [], color="0.55", alpha=0.3, lw=0, label=CHANCE_LABEL)
     _threshold_legend(axes[0], threshold, ds, theory)
     _excluded_note(fig, ds, [primary_layer(ds, "")])
     _suptitle(fig, ds, f"{ds.attrs.get('task', '')}: alignment against sample size")
@@ -172,21 +207,56 @@ def alignment_vs_n(ds: xr.Dataset, *, threshold=None, theory=None, metrics=None)
     return fig
 
 
-def alignment_per_layer_vs_n(ds: xr.Dataset, metric: str = "cka_linear", *, threshold=None):
-    """One panel per layer: mean ± member-jackknife s.e. of ``metric`` against n, one curve per SNR."""
+def per_layer_metrics(ds: xr.Dataset) -> list[str]:
+    """The metrics drawn per layer: those compared on activations with a value at some layer."""
+    from .taskspec import END_TO_END_METRICS
+
+    return [str(m) for m in ds["metric"].values if str(m) not in END_TO_END_METRICS
+            and bool(np.isfinite(ds["alignment"].sel(metric=m)).any())]
+
+
+def alignment_per_layer_vs_n(ds: xr.Dataset, metrics=None, *, threshold=None):
+    """One row per metric, one column per layer: mean ± member-jackknife s.e. against n, one curve per
+    SNR, the chance band behind. ``metrics``: a name or a list (default: every metric compared on
+    activations with a value somewhere, :func:`per_layer_metrics`); a (metric, layer) that is NaN
+    everywhere gets an empty panel saying so."""
+    metrics = per_layer_metrics(ds) if metrics is None else ([metrics] if isinstance(metrics, str) else list(metrics))
     layers = [str(x) for x in ds["layer"].values]
-    fig, axes = _grid(len(layers), width=4.5)
+    fig, grid = plt.subplots(len(metrics), len(layers), figsize=(3.6 * len(layers) + 0.6, 2.5 * len(metrics) + 0.6),
+                             squeeze=False, sharex=True)
     snrs = ds["snr"].values
     colors = _snr_colors(snrs)
-    for ax, layer in zip(axes, layers):
-        _curves_vs_n(ax, ds["alignment"].sel(metric=metric, layer=layer), snrs, colors)
-        _mark_thresholds(ax, ds, snrs, colors)
-        if threshold is not None:
-            ax.axvline(threshold, color="0.3", ls=":", lw=1.2)
-        ax.set_ylabel(metric_label(metric, layer))
-        ax.set_title(layer)
-    _threshold_legend(axes[0], threshold, ds, None)
-    _suptitle(fig, ds, f"{ds.attrs.get('task', '')}: {METRIC_LABELS.get(metric, metric)} per layer")
+    banded = False
+    for r, metric in enumerate(metrics):
+        for c, layer in enumerate(layers):
+            ax = grid[r, c]
+            ax.ticklabel_format(axis="y", useOffset=False)
+            values = ds["alignment"].sel(metric=metric, layer=layer)
+            if not bool(np.isfinite(values).any()):
+                note = str(ds["alignment_note"].sel(metric=metric, layer=layer).values) if "alignment_note" in ds else ""
+                ax.text(0.5, 0.5, "not informative here" + (f":\n{note[:80]}" if note else ""), ha="center",
+                        va="center", fontsize=6, color="0.35", wrap=True, transform=ax.transAxes)
+                ax.set_xscale("log")
+                ax.set_yticks([])
+            else:
+                banded |= chance_band(ax, ds, metric, layer, "n", label=False)
+                _curves_vs_n(ax, values, snrs, colors)
+                _mark_thresholds(ax, ds, snrs, colors)
+                if threshold is not None:
+                    ax.axvline(threshold, color="0.3", ls=":", lw=1.2)
+            if c == 0:
+                ax.set_ylabel(METRIC_LABELS.get(metric, metric), fontsize=8)
+            if r == 0:
+                ax.set_title(f"layer {layer}", fontsize=9)
+            if r < len(metrics) - 1:
+                ax.set_xlabel("")
+    if banded:
+        grid[0, 0].fill_between([], [], [], color="0.55", alpha=0.3, lw=0, label=CHANCE_LABEL)
+    _threshold_legend(grid[0, 0], threshold, ds, None)
+    title = "alignment per layer" if len(metrics) > 1 else f"{METRIC_LABELS.get(metrics[0], metrics[0])} per layer"
+    for ax in grid.flat:  # a short log range labels its minor ticks, and they overlap
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    _suptitle(fig, ds, f"{ds.attrs.get('task', '')}: {title}")
     fig.tight_layout(rect=(0, 0, 1, 0.97))  # room for the suptitle
     return fig
 
@@ -198,7 +268,9 @@ def alignment_vs_snr(ds: xr.Dataset, *, theory=None, metrics=None):
     ns = ds["n"].values
     norm = matplotlib.colors.LogNorm(vmin=ns.min(), vmax=max(ns.max(), ns.min() + 1))
     cmap = plt.get_cmap("plasma")
+    banded = False
     for ax, (metric, layer, values) in zip(axes, panels):
+        banded |= chance_band(ax, ds, metric, layer, "snr", label=False)
         mean, sem = pair_mean(values)
         for n in ns:
             color = cmap(norm(n) * 0.9)
@@ -212,6 +284,9 @@ def alignment_vs_snr(ds: xr.Dataset, *, theory=None, metrics=None):
         ax.grid(alpha=0.3)
         bar = fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax)
         bar.set_label("training samples n")
+    if banded:  # below the panels, so that it never hides a curve
+        fig.legend([matplotlib.patches.Patch(color="0.55", alpha=0.3)], [CHANCE_LABEL], loc="upper center",
+                   bbox_to_anchor=(0.5, 0.0), fontsize=7, frameon=False)
     _suptitle(fig, ds, f"{ds.attrs.get('task', '')}: alignment against SNR" +
                  (" (dashed: theory)" if theory is not None else ""))
     fig.tight_layout(rect=(0, 0, 1, 0.97))  # room for the suptitle
@@ -233,6 +308,7 @@ def alignment_vs_test_error(ds: xr.Dataset, *, highlight=None, metrics=None):
     markers = "os^Dv<>pP*h"
     err = ds["test_error"].mean("seed")
     for ax, (metric, layer, values) in zip(axes, panels):
+        chance_band(ax, ds, metric, layer, None, label=metric == panels[0][0])  # over every grid point: x is the error
         mean, _ = pair_mean(values)
         for k, snr in enumerate(snrs):
             ax.scatter(err.sel(snr=snr), mean.sel(snr=snr), c=cmap(norm(ns) * 0.9), marker=markers[k % len(markers)],

@@ -130,6 +130,7 @@ def task_verdicts(ds: xr.Dataset, thresholds: xr.Dataset, requested_metric: str 
                                   **{k: v for k, v in cell.items() if k not in ("claim", "pairs")}})
             verdict_rows.append(_verdict_row(task, claim, "metric", metric, layer, verdict, detail, estimate,
                                              cells, ds.sizes["seed"]))
+            verdict_rows[-1]["below_chance"] = below_chance(ds, metric, layer)
     for metric, layer, note in excluded:
         for claim in CLAIMS:
             verdict_rows.append(dict(task=task, claim=claim, claim_text=CLAIMS[claim], level="metric", metric=metric,
@@ -150,6 +151,17 @@ def task_verdicts(ds: xr.Dataset, thresholds: xr.Dataset, requested_metric: str 
     return out, pd.DataFrame(cell_rows)
 
 
+def below_chance(ds: xr.Dataset, metric: str, layer: str) -> float:
+    """How many grid points (snr, n) have a mean alignment over pairs at or below ``chance_hi`` (the
+    95th percentile of the shuffled-probe draws, alignlib.chance); NaN without a chance level."""
+    if "chance_hi" not in ds or metric not in ds["chance_hi"]["metric"].values:
+        return np.nan
+    hi = ds["chance_hi"].sel(metric=metric, layer=layer)
+    mean = ds["alignment"].sel(metric=metric, layer=layer).mean("pair", skipna=True)
+    both = np.isfinite(hi) & np.isfinite(mean)
+    return float((mean <= hi).where(both, False).sum()) if bool(both.any()) else np.nan
+
+
 def _verdict_row(task, claim, level, metric, layer, verdict, detail, estimate, cells, members):
     row = dict(task=task, claim=claim, claim_text=CLAIMS[claim], level=level, metric=metric, layer=layer,
                verdict=verdict, members=members, detail=detail)
@@ -168,7 +180,8 @@ def _verdict_row(task, claim, level, metric, layer, verdict, detail, estimate, c
 
 
 VERDICT_COLUMNS = ["claim", "task", "level", "metric", "layer", "verdict", "statistic", "estimate", "ci_low",
-                   "ci_high", "p_value", "members", "metrics_agree", "detail", "claim_text"]
+                   "ci_high", "p_value", "members", "metrics_agree", "detail", "claim_text",
+                   "below_chance"]  # grid points where the mean alignment <= chance_hi (NaN: no chance level)
 
 
 def tidy(frame: pd.DataFrame) -> pd.DataFrame:
