@@ -81,12 +81,16 @@ def shuffled_pairwise(reps, perms, metric: str, **options) -> np.ndarray:
     """``pairwise`` of the members with their probes reordered, member i by ``perms[i]``.
 
     ``reps``: (S, n, d) or a list of (n, d) arrays or tensors (torch input is computed on its
-    device); ``perms``: integer permutations of the n probes, one per member.
+    device); ``perms``: integer permutations of the n probes, one per member (None: left as it is).
+    The one implementation of shuffled probes: ``alignlib.stats.permutation_baseline`` uses it too.
     """
     if get_metric(metric).needs != "activations":
         raise ValueError(f"{metric} {END_TO_END_REASON}")
     shuffled = []
     for x, perm in zip(reps, perms):
+        if perm is None:
+            shuffled.append(x)
+            continue
         index = np.asarray(perm)
         shuffled.append(x[torch.as_tensor(index, device=x.device)] if isinstance(x, torch.Tensor) else x[index])
     return pairwise(shuffled, metric, **options)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .chance import shuffled_pairwise
 from .metrics._api import evaluate, prepare
 from .metrics._registry import get_metric, resolve_options
 
@@ -207,8 +208,8 @@ def permutation_baseline(reps, metric: str, *, n_perm: int = 20, level: float = 
     observed = _matrix(members, info, opts) if S > 1 else np.ones((1, 1))
     null = []
     for _ in range(n_perm):
-        shuffled = [m[torch.as_tensor(rng.permutation(n), device=m.device)] for m in members]
-        null.append(_matrix(members + shuffled, info, opts)[:S, S:])
+        perms = [rng.permutation(n) for _ in members]
+        null.append(shuffled_pairwise(members + members, [None] * S + perms, metric, **opts)[:S, S:])
     return _null(observed, np.asarray(null), level)
 
 
@@ -220,9 +221,7 @@ def permutation_baseline_pair(a, b, metric: str, *, n_perm: int = 200, level: fl
     rng = _rng(seed)
     observed = float(evaluate(members, info, opts, pair=True))
     n = members[0].shape[0]
-    null = np.array([float(evaluate([members[0], members[1][torch.as_tensor(rng.permutation(n),
-                                                                            device=members[1].device)]],
-                                    info, opts, pair=True))
+    null = np.array([shuffled_pairwise(members, [None, rng.permutation(n)], metric, **opts)[0, 1]
                      for _ in range(n_perm)])
     res = _null(observed, null, level)
     return NullDistribution(observed, null, float(res.mean), float(res.low), float(res.high), level,
