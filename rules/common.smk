@@ -191,6 +191,26 @@ def task_figures(task):
     return [f"{RESULTS}/figures/{task}_{kind}.{ext}" for kind in FIGURE_KINDS for ext in extensions]
 
 
+# Tasks with `ood` (rules/ood.smk): their OOD cubes, one per in-distribution cube, and their outputs.
+def ood_cubes(wildcards):
+    return expand(
+        f"{RESULTS}/{{task}}/activations_ood/n{{ns}}.nc",
+        task=wildcards.task,
+        ns=[joined(c) for c in cube_chunks(wildcards.task)],
+    )
+
+
+def ood_outputs():
+    """The OOD outputs of the run (every task with `ood`): its OOD alignment, summary and figure."""
+    extensions = ["png", "pdf"] if FIGURE_PDF else ["png"]
+    outputs = []
+    for task, cfg in config["tasks"].items():
+        if cfg.get("ood"):
+            outputs += [f"{RESULTS}/{task}/alignment_ood.nc", f"{RESULTS}/{task}/ood_summary.csv"]
+            outputs += [f"{RESULTS}/figures/{task}_ood_by_layer.{ext}" for ext in extensions]
+    return outputs
+
+
 def all_outputs():
     outputs = [f"{RESULTS}/summary.csv", f"{RESULTS}/verdicts.csv"]
     for task in config["tasks"]:

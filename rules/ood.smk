@@ -9,28 +9,6 @@ except ConfigError as error:
     raise WorkflowError(str(error)) from None
 
 
-def ood_tasks():
-    return [task for task, cfg in config["tasks"].items() if cfg.get("ood")]
-
-
-def ood_cubes(wildcards):
-    return expand(
-        f"{RESULTS}/{{task}}/activations_ood/n{{ns}}.nc",
-        task=wildcards.task,
-        ns=[joined(c) for c in cube_chunks(wildcards.task)],
-    )
-
-
-def ood_outputs():
-    """What rule all asks for: every task with `ood` gets its OOD alignment, summary and figure."""
-    extensions = ["png", "pdf"] if FIGURE_PDF else ["png"]
-    outputs = []
-    for task in ood_tasks():
-        outputs += [f"{RESULTS}/{task}/alignment_ood.nc", f"{RESULTS}/{task}/ood_summary.csv"]
-        outputs += [f"{RESULTS}/figures/{task}_ood_by_layer.{ext}" for ext in extensions]
-    return outputs
-
-
 rule extract_ood:
     input:
         data=f"{RESULTS}/{{task}}/data/data.nc",
