@@ -348,3 +348,11 @@ def test_tiny_workflow_with_ood(tmp_path):
     assert (res / "mlp_ood" / "activations_ood").is_dir()
     rerun = run_snakemake(tmp_path, cfg, "-n")
     assert "Nothing to be done" in rerun.stdout + rerun.stderr
+
+
+def test_a_bad_ood_section_stops_the_workflow_before_any_job(tmp_path):
+    cfg = _config(kind="noise")  # passes the schema, but teacher_mlp has no pixels
+    proc = run_snakemake(tmp_path, cfg, "-n", check=False)
+    assert proc.returncode != 0
+    assert "'tasks.mlp_ood.ood.kind'" in proc.stderr + proc.stdout
+    assert not (tmp_path / "results").exists()
