@@ -218,7 +218,9 @@ def ood_summary(id_table: xr.Dataset, ood_table: xr.Dataset, metrics=None) -> pd
 
 def plot_ood_by_layer(summary: pd.DataFrame, layers, png_path, title: str = "", pdf: bool = False):
     """x = layer (depth order), y = alignment; ID solid, OOD dashed, one colour per SNR, jackknife
-    error bars. One row of panels per metric; columns: the largest n, the n nearest the threshold."""
+    error bars. One row of panels per metric; columns: the largest n, the n nearest the threshold.
+    Under each panel, each SNR's drop statistic D with its error and one-sided p (and n per SNR in the
+    threshold column); one legend for the whole figure, outside the panels."""
     from .figures import METRIC_LABELS, plt, save_figure
 
     layers = [str(x) for x in layers]
@@ -227,14 +229,18 @@ def plot_ood_by_layer(summary: pd.DataFrame, layers, png_path, title: str = "", 
                if summary["n_choice"].str.contains(c).any()]
     snrs = sorted(summary["snr"].unique())
     colours = plt.cm.viridis(np.linspace(0.0, 0.9, len(snrs)))
-    fig, axes = plt.subplots(len(metrics), len(choices), figsize=(4.6 * len(choices), 3.4 * len(metrics)),
-                             squeeze=False, sharex=True)
+    text_height = 0.16 * (len(snrs) + 1)  # inches of statistics under each panel
+    panel = 2.9
+    fig, axes = plt.subplots(len(metrics), len(choices), squeeze=False,
+                             figsize=(4.4 * len(choices) + 1.6, (panel + text_height + 0.7) * len(metrics) + 0.6),
+                             gridspec_kw={"hspace": (text_height + 0.7) / panel, "wspace": 0.3})
     x = np.arange(len(layers))
-    offset = 0.06 * (np.arange(len(snrs)) - (len(snrs) - 1) / 2)
+    offset = 0.04 * (np.arange(len(snrs)) - (len(snrs) - 1) / 2) * (len(layers) - 1)
     for r, metric in enumerate(metrics):
         for c, choice in enumerate(choices):
             ax = axes[r, c]
             part = summary[(summary["metric"] == metric) & summary["n_choice"].str.contains(choice)]
+            lines = []
             for k, snr in enumerate(snrs):
                 row = part[part["snr"] == snr]
                 if row.empty:
@@ -243,29 +249,25 @@ def plot_ood_by_layer(summary: pd.DataFrame, layers, png_path, title: str = "", 
                 for kind, style, marker in (("id", "-", "o"), ("ood", "--", "s")):
                     y = [row[f"{kind}_{layer}"] for layer in layers]
                     e = [row[f"{kind}_se_{layer}"] for layer in layers]
-                    label = f"SNR {snr:g}" + (f" (n={int(row['n'])})" if choice != "largest n" else "")
                     ax.errorbar(x + offset[k], y, yerr=np.nan_to_num(e), color=colours[k], linestyle=style,
-                                marker=marker, markersize=4, capsize=2, label=label if kind == "id" else None)
-            lines = [f"SNR {r.snr:g}: D = {r.statistic:+.3f} ± {r.se:.3f}, p = {r.p_one_sided:.2g}"
-                     for r in part.itertuples() if np.isfinite(r.statistic)]
-            if lines:  # the drop statistic of each SNR, in the panel's corner
-                ax.text(0.98, 0.02, "\n".join(lines), transform=ax.transAxes, ha="right", va="bottom", fontsize=6.5,
-                        bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none"})
-            n_text = f" (n={int(part['n'].iloc[0])})" if choice == "largest n" and not part.empty else " (per SNR)"
-            ax.set_title(f"{choice}{n_text}", fontsize=10)
+                                marker=marker, markersize=4, capsize=2)
+                n_text = "" if choice == "largest n" else f" n={int(row['n'])}"
+                lines.append(f"SNR {snr:g}{n_text}: D = {row['statistic']:+.3f} ± {row['se']:.3f}, "
+                             f"p = {row['p_one_sided']:.2g}")
+            ax.text(0.0, -0.09, "\n".join(lines), transform=ax.transAxes, ha="left", va="top",
+                    fontsize=7, family="monospace")
+            n_title = f" (n = {int(part['n'].iloc[0])})" if choice == "largest n" and not part.empty else " (per SNR)"
+            ax.set_title(f"{METRIC_LABELS.get(metric, metric)}: {choice}{n_title}", fontsize=9)
             ax.set_xticks(x, layers)
             ax.set_ylabel(METRIC_LABELS.get(metric, metric))
             ax.grid(alpha=0.3)
-            if r == 0:
-                handles, labels = ax.get_legend_handles_labels()
-                handles += [plt.Line2D([], [], color="grey", linestyle="-", marker="o"),
-                            plt.Line2D([], [], color="grey", linestyle="--", marker="s")]
-                labels += ["in-distribution", "OOD probes"]
-                ax.legend(handles, labels, fontsize=7, loc="best")
-    for ax in axes[-1]:
-        ax.set_xlabel("layer (input → output)")
+    handles = [plt.Line2D([], [], color=colours[k], marker="o") for k in range(len(snrs))]
+    labels = [f"SNR {snr:g}" for snr in snrs]
+    handles += [plt.Line2D([], [], color="grey", linestyle="-", marker="o"),
+                plt.Line2D([], [], color="grey", linestyle="--", marker="s")]
+    labels += ["in-distribution", "OOD probes"]
+    fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(0.91, 0.9), fontsize=8, frameon=False)
     early, late = summary["early_layer"].iloc[0], summary["late_layer"].iloc[0]
-    fig.suptitle(f"{title}\nD = drop (ID − OOD) at {late} − drop at {early}, member-jackknife SE, one-sided p",
-                 fontsize=9)
-    fig.tight_layout()
+    fig.suptitle(f"{title}\nD = drop (ID − OOD) at {late} − drop at {early}: mean over member pairs, "
+                 "member-jackknife SE, one-sided p", fontsize=9)
     return save_figure(fig, png_path, pdf=pdf)
