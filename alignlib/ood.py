@@ -42,6 +42,7 @@ OOD_KINDS = {
     "diabetes": ("extrapolate", "scale", "shift"),
 }
 DIABETES_SIZE = 442
+DIABETES_FEATURES = ("age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6")  # sklearn's feature_names
 
 
 def ood_metrics(config: dict, task: str) -> list[str]:
@@ -89,6 +90,10 @@ def check_ood_config(config: dict) -> None:
             raise ConfigError(f"invalid config key '{key}.probes': {probes} exceeds the task's {task['probes']} "
                               f"probes, which kind {kind!r} transforms")
         if kind == "extrapolate":
+            feature = ood.get("feature", "bmi")
+            if feature not in DIABETES_FEATURES and not (isinstance(feature, int) and 0 <= feature < len(DIABETES_FEATURES)):
+                raise ConfigError(f"invalid config key '{key}.feature': {feature!r} is neither one of "
+                                  f"{list(DIABETES_FEATURES)} nor a column index in [0, {len(DIABETES_FEATURES)})")
             k = probes or task["probes"]
             used = k + task["probes"] + task["test_size"] + (task["dataset"].get("pool") or max(task["n"]))
             if used > DIABETES_SIZE:

@@ -189,6 +189,15 @@ def test_extrapolate_must_fit_in_diabetes():
         ood.check_ood_config(cfg)
     cfg["tasks"]["d"]["n"] = [20, 200]
     ood.check_ood_config(cfg)
+    cfg["tasks"]["d"]["ood"]["feature"] = "height"
+    with pytest.raises(ConfigError, match=r"'tasks\.d\.ood\.feature'.*'height'"):
+        ood.check_ood_config(cfg)
+
+
+def test_diabetes_feature_names_are_sklearns():
+    from sklearn.datasets import load_diabetes
+
+    assert tuple(load_diabetes().feature_names) == ood.DIABETES_FEATURES
 
 
 def test_default_metrics_are_the_primary_one_and_procrustes():
