@@ -73,5 +73,5 @@ include: "rules/ood.smk"
 rule all:
     input:
         all_outputs(),
-        checkpoint_outputs(),  # tasks with checkpoints on (rules/checkpoints.smk)
+        CHECKPOINT_TARGETS,  # tasks with checkpoints on (rules/checkpoints.smk)
     default_target: True

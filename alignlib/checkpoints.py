@@ -71,7 +71,32 @@ def checkpoint_settings(config: dict, task: str) -> dict | None:
                              f"tasks.{task}.n {list(task_cfg['n'])} (or say auto)")
         n = sorted({int(v) for v in n})
     metrics = list(spec.get("metrics") or [])
+    from .config import KNOWN_METRICS
+
+    unknown = [m for m in metrics if m not in KNOWN_METRICS]
+    if unknown:
+        raise ValueError(f"invalid config key '{_key(task, scope, 'metrics')}': unknown metric(s) {unknown}; "
+                         f"known: {list(KNOWN_METRICS)}")
     return {"at": [int(a) for a in at], "unit": unit, "n": n, "metrics": metrics}
+
+
+def all_checkpoint_settings(config: dict) -> dict:
+    """Task -> its resolved settings (None where checkpoints are off); raises ValueError naming the key."""
+    return {task: checkpoint_settings(config, task) for task in config["tasks"]}
+
+
+def checkpoint_targets(settings: dict, results: str) -> list[str]:
+    """The files rule all asks for: per task with checkpoints, its training figure and summary."""
+    return [path for task, s in settings.items() if s
+            for path in (f"{results}/figures/{task}_alignment_training.png", f"{results}/{task}/training_summary.csv")]
+
+
+def settings_of(settings: dict, task: str) -> dict:
+    """A task's settings for its checkpoint jobs; ValueError when it has none."""
+    if not settings.get(task):
+        raise ValueError(f"task {task} has no checkpoints (set the config key checkpoints or "
+                         f"tasks.{task}.checkpoints)")
+    return settings[task]
 
 
 def checkpoint_metrics(task_cfg: dict, settings: dict) -> list[str]:

@@ -2,35 +2,14 @@
 # the task's `checkpoints` key), its members at a few n are re-trained from their seeds with their
 # weights recorded at the checkpoints, their activations extracted at each, aligned per checkpoint
 # for the task's primary metric (and checkpoints.metrics), summarised (first-epoch fraction) and drawn.
-from alignlib.checkpoints import checkpoint_metrics, checkpoint_settings
-from alignlib.config import KNOWN_METRICS
+from alignlib.checkpoints import all_checkpoint_settings, checkpoint_metrics, checkpoint_targets, settings_of
 
 try:  # a bad value fails before any job, naming the key
-    CHECKPOINTS = {task: checkpoint_settings(config, task) for task in config["tasks"]}
+    CHECKPOINTS = all_checkpoint_settings(config)
 except ValueError as error:
     raise WorkflowError(str(error)) from None
-for _task, _settings in CHECKPOINTS.items():
-    _unknown = [m for m in (_settings or {}).get("metrics", []) if m not in KNOWN_METRICS]
-    if _unknown:
-        raise WorkflowError(f"invalid config key 'checkpoints.metrics' (task {_task}): unknown metric(s) "
-                            f"{_unknown}; known: {list(KNOWN_METRICS)}")
-
-
-def checkpoint_outputs():
-    """What rule all asks for: per task with checkpoints, its training figure and summary."""
-    outputs = []
-    for task, settings in CHECKPOINTS.items():
-        if settings:
-            outputs += [f"{RESULTS}/figures/{task}_alignment_training.png",
-                        f"{RESULTS}/{task}/training_summary.csv"]
-    return outputs
-
-
-def checkpoint_settings_of(wildcards):
-    settings = CHECKPOINTS.get(wildcards.task)
-    if not settings:
-        raise WorkflowError(f"task {wildcards.task} has no checkpoints (set the config key checkpoints)")
-    return settings
+# what rule all asks for (Snakefile): per task with checkpoints, its figure and summary
+CHECKPOINT_TARGETS = checkpoint_targets(CHECKPOINTS, RESULTS)
 
 
 rule training_checkpoints:
@@ -40,7 +19,7 @@ rule training_checkpoints:
         f"{RESULTS}/{{task}}/checkpoints/activations.nc",
     params:
         task_cfg=task_config,
-        settings=checkpoint_settings_of,
+        settings=lambda wildcards: settings_of(CHECKPOINTS, wildcards.task),
         device=config["device"],
         activation_dtype=config["activation_dtype"],
     log:
@@ -65,7 +44,7 @@ rule align_training:
         f"{RESULTS}/{{task}}/alignment_training.nc",
     params:
         metrics=lambda wildcards: checkpoint_metrics(config["tasks"][wildcards.task],
-                                                     checkpoint_settings_of(wildcards)),
+                                                     settings_of(CHECKPOINTS, wildcards.task)),
         device=config["device"],
     log:
         f"{RESULTS}/{{task}}/logs/align_training.log",

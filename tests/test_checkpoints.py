@@ -9,11 +9,16 @@ import xarray as xr
 import yaml
 
 from alignlib.checkpoints import (
+    alignment_during_training,
+    all_checkpoint_settings,
     auto_n,
+    checkpoint_activations,
     checkpoint_metrics,
     checkpoint_settings,
+    checkpoint_targets,
     first_epoch_summary,
     fraction_with_se,
+    settings_of,
     threshold_labels,
 )
 from alignlib.members import pair_index
@@ -170,12 +175,23 @@ def test_auto_n_takes_the_middle_of_each_third():
     ({"at": [0, 3, 3]}, "tasks.t.checkpoints.at"),
     ({"at": [1.5]}, "tasks.t.checkpoints.at"),
     ({"unit": "hour"}, "tasks.t.checkpoints.unit"),
+    ({"metrics": ["cka_linear", "kca"]}, "tasks.t.checkpoints.metrics"),
 ])
 def test_bad_settings_name_the_key(spec, key):
     with pytest.raises(ValueError, match=f"invalid config key '{key}'"):
         checkpoint_settings(_config(task=spec), "t")
     with pytest.raises(ValueError, match=f"invalid config key '{key.replace('tasks.t.', '')}'"):
         checkpoint_settings(_config(top=spec), "t")
+
+
+def test_targets_only_for_tasks_with_checkpoints():
+    cfg = _config(top={"at": [0, 1]})
+    cfg["tasks"]["u"] = dict(cfg["tasks"]["t"], checkpoints=None)
+    settings = all_checkpoint_settings(cfg)
+    assert settings["u"] is None
+    assert checkpoint_targets(settings, "R") == ["R/figures/t_alignment_training.png", "R/t/training_summary.csv"]
+    with pytest.raises(ValueError, match="task u has no checkpoints"):
+        settings_of(settings, "u")
 
 
 def test_metrics_start_with_the_primary_metric():
@@ -265,6 +281,41 @@ def test_threshold_labels():
 
 
 # --- the pipeline ---------------------------------------------------------------------------------
+
+def test_linear_task_checkpoints_in_steps(tiny_config):
+    """Full-batch linear task: checkpoints are steps, the end-to-end maps are recorded at each, the
+    primary metric is the end-to-end cosine, and the final weights align like the main run's."""
+    from alignlib.alignment import compute_alignment
+    from alignlib.data import make_task_data
+    from alignlib.experiment import extract_activations, train_grid_n
+
+    cfg = dict(tiny_config["tasks"]["linear_regression"], snr=[3.0], seeds=3)
+    data = make_task_data("linear_regression", cfg)
+    settings = {"at": [0, 1, 5], "unit": "auto", "n": [7, 40], "metrics": ["cka_linear"]}
+    cube = checkpoint_activations("linear_regression", cfg, data, settings, "cpu", storage_dtype=np.float64)
+    assert cube.attrs["step_unit"] == "step" and list(cube["epoch_steps"].values) == [1, 1]
+    assert cube["end_to_end"].dims[:1] == ("step",)
+    # init: the tiny initial end-to-end map, final: the least-squares fit
+    assert float(np.abs(cube["end_to_end"].sel(step=0)).max()) < 1e-3
+    metrics = checkpoint_metrics(cfg, settings)
+    assert metrics == ["cosine_end_to_end", "cka_linear"]
+    table = alignment_during_training(cube, metrics)
+    models = xr.concat([train_grid_n("linear_regression", cfg, data, n, "cpu") for n in (7, 40)], dim="n")
+    main = compute_alignment(extract_activations(cfg, data, models, "cpu", storage_dtype=np.float64), metrics)
+    np.testing.assert_allclose(table["final_alignment"].values, main["alignment"].values, rtol=1e-9, equal_nan=True)
+    e2e = table["alignment"].sel(metric="cosine_end_to_end", layer="output")
+    assert np.isfinite(e2e).all() and np.isnan(table["alignment"].sel(metric="cosine_end_to_end", layer="hidden")).all()
+    summary = first_epoch_summary(table)
+    assert (summary["first_epoch_definition"] == "one full-batch step (one pass over the training set)").all()
+    assert summary["metric"].eq("cosine_end_to_end").all() and summary["layer"].eq("output").all()
+
+
+def test_bad_checkpoints_config_fails_before_any_job(tmp_path):
+    config = validated(yaml.safe_load((CONFIGS / "checkpoints_tiny.yaml").read_text()))
+    config["tasks"]["mlp_tiny"]["checkpoints"] = {"n": [15]}
+    proc = run_snakemake(tmp_path, config, "-n", check=False)
+    assert proc.returncode != 0
+    assert "invalid config key 'tasks.mlp_tiny.checkpoints.n': [15]" in proc.stdout + proc.stderr
 
 def test_workflow_writes_alignment_training_and_figure(tmp_path):
     """A tiny run with checkpoints on: the cube, alignment_training.nc, the summary and the figure;
