@@ -197,3 +197,22 @@ def below_threshold_fit(table: xr.Dataset, tol: float, factor: float = 1.5) -> d
     frac = (lambda k: k / total if total else np.nan)
     return dict(fraction=frac(ok), members=total,
                 stopped_short=frac(short) if max_steps is not None else np.nan)
+
+
+def fit_by_n(table: xr.Dataset, tol: float) -> xr.Dataset:
+    """Per (snr, n): ``reached_noise_floor``, the fraction of members with noise_fit <= tol, and
+    ``stopped_short``, the fraction that used all ``max_steps`` updates without getting there (NaN
+    where the table does not record steps and max_steps). Diverged members (NaN noise_fit) count as
+    not reaching the floor."""
+    nf = noise_fit_of(table).transpose("snr", "n", "seed")
+    reached = (nf <= tol).mean("seed")
+    reached.attrs["definition"] = f"fraction of members with noise_fit <= {tol:g} (their noise memorised)"
+    out = xr.Dataset({"reached_noise_floor": reached})
+    max_steps = table.attrs.get("max_steps")
+    if "steps" in table and max_steps is not None:
+        short = ((table["steps"].transpose("snr", "n", "seed") >= int(max_steps)) & ~(nf <= tol)).mean("seed")
+        short.attrs["definition"] = f"fraction of members that ran all {int(max_steps)} updates without reaching it"
+    else:
+        short = xr.full_like(reached, np.nan)
+    out["stopped_short"] = short
+    return out

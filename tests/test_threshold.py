@@ -135,3 +135,20 @@ def test_below_threshold_fit_counts_members_under_threshold_over_factor():
                        coords={"snr": [1.0], "n": ns, "seed": range(4)}, attrs={"max_steps": 3000})
     out = below_threshold_fit(table, tol=0.01, factor=1.5)  # n <= 13.3: n = 5 and 10, 8 members
     assert out["members"] == 8 and out["fraction"] == 7 / 8 and out["stopped_short"] == 1 / 8
+
+
+def test_fit_by_n_fractions_per_grid_point():
+    from alignlib.threshold import fit_by_n
+
+    nf = np.zeros((2, 3, 4))
+    nf[0, 1, :2] = 0.5  # snr 1, n = 20: two of four members above the floor ...
+    nf[1, 2, :] = np.nan  # snr 10, n = 40: every member diverged (NaN never reaches the floor)
+    steps = np.full((2, 3, 4), 10)
+    steps[0, 1, 0] = 3000  # ... one of them because it ran out of steps
+    table = xr.Dataset({"noise_fit": (("snr", "n", "seed"), nf), "steps": (("snr", "n", "seed"), steps)},
+                       coords={"snr": [1.0, 10.0], "n": [10, 20, 40], "seed": range(4)}, attrs={"max_steps": 3000})
+    out = fit_by_n(table, tol=0.01)
+    np.testing.assert_array_equal(out["reached_noise_floor"].values, [[1, 0.5, 1], [1, 1, 0]])
+    np.testing.assert_array_equal(out["stopped_short"].values, [[0, 0.25, 0], [0, 0, 0]])
+    del table.attrs["max_steps"]
+    assert np.isnan(fit_by_n(table, tol=0.01)["stopped_short"]).all()
