@@ -285,7 +285,7 @@ def first_epoch_summary(table: xr.Dataset, metric: str | None = None, task: str 
             row = {"task": task or table.attrs.get("task", ""), "metric": metric, "layer": layer,
                    "snr": float(snr), "n": int(n), "first_epoch_steps": one,
                    "first_epoch_definition": ("one full-batch step (one pass over the training set)"
-                                              if batch == "full batch" or int(batch) >= int(n) else
+                                              if batch in (None, "full batch") or int(batch) >= int(n) else
                                               f"one epoch = {one} minibatch step{'s' * (one > 1)} of {int(batch)}"),
                    "members": S}
             fin = final.sel(snr=snr, n=n).values
@@ -357,7 +357,8 @@ def alignment_training_figure(table: xr.Dataset, metric: str | None = None, thre
         ax.set_title(f"n = {int(n)}" + (f"\n{labels[int(n)]}" if labels[int(n)] else ""), fontsize=10)
         ax.set_xlabel(f"training {unit}s (log; init at the left edge)")
     axes.flat[0].set_ylabel(metric_label(metric, layer))
-    axes.flat[-1].legend(fontsize=7, title="dashed: final", title_fontsize=7)
+    axes.flat[-1].legend(fontsize=7, title="dashed: final", title_fontsize=7, loc="upper left",
+                         bbox_to_anchor=(1.02, 1.0))  # beside the panels, never over the curves
     fig.suptitle(f"{table.attrs.get('task', '')}: alignment during training (mean ± member-jackknife SE)")
     fig.tight_layout()
     return fig
