@@ -206,3 +206,52 @@ def test_the_tiny_run_stores_the_chance_and_the_verdicts_compare_with_it(tiny_ru
     rows = verdicts[(verdicts.level == "metric") & (verdicts.metric == "cka_linear")]
     assert rows["below_chance"].notnull().all() and (rows["below_chance"] >= 0).all()
     assert verdicts[verdicts.metric == "cosine_end_to_end"]["below_chance"].isnull().all()
+
+
+def test_chance_config_key_defaults_and_errors(tiny_config):
+    import copy
+
+    import jsonschema
+    import yaml
+
+    from alignlib.config import describe_validation_error
+    from conftest import REPO, validated
+
+    plain = {k: v for k, v in copy.deepcopy(tiny_config).items() if k != "chance"}
+    assert validated(plain)["chance"] == {"draws": 3}
+    assert validated(dict(plain, chance={}))["chance"] == {"draws": 3}
+    assert validated(dict(plain, chance={"draws": 0}))["chance"] == {"draws": 0}
+    schema = yaml.safe_load((REPO / "schemas" / "config.schema.yaml").read_text())
+    for value, fragment in ((-1, "-1 is less than the minimum of 0"), (2.5, "2.5 is not of type 'integer'")):
+        errors = list(jsonschema.Draft202012Validator(schema).iter_errors(dict(plain, chance={"draws": value})))
+        assert len(errors) == 1
+        message = describe_validation_error(errors[0])
+        assert "invalid config key 'chance.draws'" in message and fragment in message, message
+
+
+def test_figures_draw_the_chance_band_and_every_metric_per_layer():
+    import matplotlib
+
+    from alignlib.figures import CHANCE_LABEL, alignment_per_layer_vs_n, alignment_vs_n, alignment_vs_snr
+
+    metrics = ["cka_linear", "procrustes", "rsa"]
+    table = compute_alignment(structured_cube(shared=1.0), metrics, log=io.StringIO(), chance_draws=3, task="fake")
+
+    def legend_texts(fig):
+        return [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+
+    def bands(ax):
+        return [c for c in ax.collections if isinstance(c, matplotlib.collections.PolyCollection)]
+
+    per_layer = alignment_per_layer_vs_n(table)
+    assert len(per_layer.axes) == len(metrics) * 2  # one row per metric, one column per layer
+    assert all(len(bands(ax)) >= 1 for ax in per_layer.axes) and CHANCE_LABEL in legend_texts(per_layer)
+    for draw in (alignment_vs_n, alignment_vs_snr):
+        fig = draw(table)
+        panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_label() != "<colorbar>"]
+        assert len(panels) == len(metrics) and all(bands(ax) for ax in panels), draw.__name__
+        assert CHANCE_LABEL in legend_texts(fig), draw.__name__
+    no_chance = compute_alignment(structured_cube(), metrics, log=io.StringIO())  # draws: 0 -> no band, no entry
+    fig = alignment_vs_n(no_chance)
+    assert CHANCE_LABEL not in legend_texts(fig) and not any(bands(ax) for ax in fig.axes)
+    matplotlib.pyplot.close("all")
