@@ -360,3 +360,42 @@ def theory_residuals(ds: xr.Dataset):
     _suptitle(fig, ds, f"{ds.attrs.get('task', '')}: simulation minus theory (error bars: member-jackknife s.e.)")
     fig.tight_layout(rect=(0, 0, 1, 0.97))  # room for the suptitle
     return fig
+
+
+def noise_floor_vs_n(ds: xr.Dataset, tol: float):
+    """Did training interpolate where it should? Per SNR against n: the fraction of members that reached
+    their noise floor (noise_fit <= tol, solid) and the fraction that ran out of steps without reaching
+    it (dashed), with each SNR's threshold interval along the bottom and n = threshold / 1.5 marked."""
+    from .threshold import below_threshold_fit, fit_by_n
+
+    fit = fit_by_n(ds, tol)
+    snrs = ds["snr"].values
+    colors = _snr_colors(snrs)
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for snr, color in zip(snrs, colors):
+        ax.plot(ds["n"].values, fit["reached_noise_floor"].sel(snr=snr).values, "-o", ms=3, color=color,
+                label=f"SNR {snr:g}")
+        short = fit["stopped_short"].sel(snr=snr).values
+        if np.isfinite(short).any():
+            ax.plot(ds["n"].values, short, "--", lw=1, color=color)
+        if "interpolation_threshold" in ds:
+            t = float(ds["interpolation_threshold"].sel(snr=snr))
+            if np.isfinite(t):
+                ax.axvline(t / 1.5, color=color, ls=":", lw=0.8)
+    _mark_thresholds(ax, ds, snrs, colors)
+    ax.axhline(0.95, color="0.4", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_ylim(-0.02, 1.05)
+    ax.set_xlabel("training sample size n")
+    ax.set_ylabel("fraction of members")
+    ax.plot([], [], "k-", label="reached the noise floor")
+    ax.plot([], [], "k--", lw=1, label=f"stopped at max_steps ({ds.attrs.get('max_steps', '?')}) short of it")
+    ax.plot([], [], "k:", lw=0.8, label="threshold / 1.5")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    summary = below_threshold_fit(ds, tol) if "interpolation_threshold" in ds else None
+    if summary and summary["members"]:
+        ax.set_title(f"at n <= threshold/1.5: {summary['fraction']:.1%} of {summary['members']} members reached "
+                     f"the noise floor (noise_fit <= {tol:g})", fontsize=8)
+    _suptitle(fig, ds, f"{ds.attrs.get('task', '')}: training reaching the noise floor")
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    return fig

@@ -140,7 +140,7 @@ def main(argv=None) -> int:
             for layer in hidden_layers(table):
                 power = claim2_power(table, str(metric), layer, cfg["interpolation_tol"], members, reps=reps)
                 rows.append(power.assign(variant=name, **info))
-    frame = pd.DataFrame(rows)
+    frame = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
     frame.to_csv(out / "power.csv", index=False)
     if args.markdown and len(frame):
         cols = ["variant", "layer", "members", "snr", "holds", "fails", "undecided", "dip", "n_min",

@@ -15,6 +15,7 @@ FIGURE_KINDS = [
     "alignment_vs_snr",
     "alignment_vs_test_error",
     "alignment_per_layer_vs_n",
+    "noise_floor_vs_n",
 ]
 
 

@@ -22,9 +22,15 @@ rule figures:
             caption="../report/alignment_per_layer_vs_n.rst",
             category="{task}",
         ),
+        fit=report(
+            f"{RESULTS}/figures/{{task}}_noise_floor_vs_n.png",
+            caption="../report/noise_floor_vs_n.rst",
+            category="{task}",
+        ),
         pdfs=pdfs(*FIGURE_KINDS),  # figure_pdf: true; drawn once, saved as PNG and PDF
     params:
         pdf=FIGURE_PDF,
+        tol=lambda wildcards: config["tasks"][wildcards.task]["interpolation_tol"],
     log:
         f"{RESULTS}/{{task}}/logs/figures.log",
     priority: critical_path("figures")

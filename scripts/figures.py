@@ -6,6 +6,7 @@ from alignlib.figures import (
     alignment_vs_n,
     alignment_vs_snr,
     alignment_vs_test_error,
+    noise_floor_vs_n,
     save_figure,
 )
 from alignlib.runlog import log_to
@@ -25,4 +26,5 @@ with log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as clock
         highlight = decoupled_highlights(table)
         save_figure(alignment_vs_test_error(table, highlight=highlight), snakemake.output.error, pdf)
         save_figure(alignment_per_layer_vs_n(table, threshold=d), snakemake.output.layers, pdf)
+        save_figure(noise_floor_vs_n(table, snakemake.params.tol), snakemake.output.fit, pdf)
 fast_exit()  # outputs written and closed: skip the interpreter's teardown
