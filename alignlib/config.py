@@ -64,6 +64,10 @@ def check_config(config: dict, check_files: bool = True) -> None:
     unknown = [m for m in config["metrics"] if m not in KNOWN_METRICS]
     if unknown:
         raise ConfigError(f"invalid config key 'metrics': unknown metric(s) {unknown}; known: {list(KNOWN_METRICS)}")
+    unknown = [m for m in config.get("metric_options", {}) if m not in KNOWN_METRICS]
+    if unknown:
+        raise ConfigError(f"invalid config key 'metric_options': unknown metric(s) {unknown}; "
+                          f"known: {list(KNOWN_METRICS)}")
     sizes = []  # every task whose data set is too small, reported together
     for name, task in config["tasks"].items():
         if task["probes"] < 4:

@@ -106,6 +106,55 @@ def training_table(tables: dict, tol: float = 0.01, factor: float = 1.5) -> str:
     return "\n".join(lines)
 
 
+def claim2_table(summary: pd.DataFrame, verdicts: pd.DataFrame) -> str:
+    """Claim 2 per SNR on every hidden layer of each task's primary metric: the call, the dip depth D
+    with its Holm-adjusted p, the minimising n with its member-bootstrap interval, the threshold interval."""
+    heads = verdicts[(verdicts["level"] == "headline") & (verdicts["claim"] == 2)]
+    lines = ["| task | metric | layer | SNR | call | dip D (Holm p) | n_min [95% interval] | threshold interval |",
+             "|---|---|---|---:|---|---|---|---|"]
+
+    def edge(v, text):
+        return f"{v:g}" if pd.notna(v) else text
+
+    for _, head in heads.iterrows():
+        rows = summary[(summary.task == head.task) & (summary.claim == 2) & (summary.metric == head.metric)
+                       & (summary.layer != "output")]
+        for _, r in rows.iterrows():
+            dip = f"{r.estimate:.3f} ({r.p_holm:.2g})" if pd.notna(r.estimate) else "–"
+            nmin = f"{r.n_min:g} [{r.ci_low:g}, {r.ci_high:g}]" if pd.notna(r.n_min) else "–"
+            band = f"[{edge(r.threshold_low, 'below grid')}, {edge(r.threshold_high, 'beyond grid')}]"
+            lines.append(f"| `{r.task}` | {r.metric} | {r.layer} | {float(r.snr):g} | **{r.call}** | {dip} | {nmin} | {band} |")
+    return "\n".join(lines)
+
+
+def ood_table(results: Path, tasks: list[str], verdicts: pd.DataFrame, alpha: float = 0.05) -> str:
+    """Per task and metric: do later layers de-align more than early ones under the probe shift? The drop
+    statistic (alignlib.ood) at every SNR, at the largest n and near the threshold, Holm-corrected over
+    the task's rows of that metric; ``yes`` where the adjusted one-sided p is below ``alpha``."""
+    from .members import holm
+
+    lines = ["| task | metric | compared layers | n | SNRs where later layers de-align more (Holm p < 0.05) "
+             "| drop statistic per SNR (± s.e.) |", "|---|---|---|---|---|---|"]
+    found = False
+    for task in tasks:
+        path = results / task / "ood_summary.csv"
+        if not path.exists():
+            continue
+        found = True
+        frame = pd.read_csv(path)
+        for metric, rows in frame.groupby("metric", sort=False):
+            adjusted = holm(rows["p_one_sided"].values)
+            rows = rows.assign(p_holm=adjusted)
+            for choice, group in rows.groupby("n_choice", sort=False):
+                yes = [f"{s:g}" for s, p in zip(group.snr, group.p_holm) if p < alpha]
+                stats = "; ".join(f"SNR {s:g}: {d:+.3f} ± {e:.3f}" for s, d, e in zip(group.snr, group.statistic, group.se))
+                layers = f"{group.early_layer.iloc[0]} → {group.late_layer.iloc[0]}"
+                ns = "/".join(sorted({f"{int(v)}" for v in group.n}, key=int))
+                lines.append(f"| `{task}` | {metric} | {layers} | {choice} ({ns}) | "
+                             f"{len(yes)}/{len(group)}{': ' + ', '.join(yes) if yes else ''} | {stats} |")
+    return "\n".join(lines) if found else "- no OOD probes in this run"
+
+
 def excluded_list(tables: dict) -> str:
     out = []
     for task, t in tables.items():
@@ -123,6 +172,7 @@ def section(results: Path) -> str:
     from .cubes import read_netcdf
 
     verdicts = pd.read_csv(results / "verdicts.csv")
+    summary = pd.read_csv(results / "summary.csv") if (results / "summary.csv").exists() else None
     tasks = list(dict.fromkeys(verdicts["task"]))
     tables = {t: read_netcdf(results / t / "alignment.nc") for t in tasks if (results / t / "alignment.nc").exists()}
     try:
@@ -151,6 +201,19 @@ def section(results: Path) -> str:
         "**Every metric on the hidden layer** (H holds, F fails, U undecided, – excluded; claims 1·2·4):",
         "",
         per_metric_table(verdicts),
+        "",
+        "**Claim 2 per SNR** on every hidden layer of the primary metric (dip depth D = min(ends) − "
+        "min(interior), its p against the least favourable monotone curve, Holm over SNRs; the minimising "
+        "n with its member-bootstrap interval; *holds* when the dip is significant and the n_min interval "
+        "meets the threshold interval):",
+        "",
+        claim2_table(summary, verdicts) if summary is not None else "- no summary.csv",
+        "",
+        "**Out-of-distribution probes**: does the shift lower alignment more at the later layer than at "
+        "the early one? (drop = ID − OOD pair-mean alignment; statistic = drop(late) − drop(early), "
+        "member-jackknife s.e., one-sided p, Holm over the task's rows):",
+        "",
+        ood_table(results, tasks, verdicts),
         "",
         "**Interpolation thresholds** (a member interpolates when it leaves at most 1 % of its own noise "
         "unmemorised; the threshold is the largest n up to which at least half the members do; intervals: "

@@ -13,6 +13,7 @@ rule align_part:
         metrics=part_metrics,
         device=config["device"],
         chance=config["chance"]["draws"],  # K permutation-baseline draws per cell (alignlib.chance)
+        metric_options=config["metric_options"],
     log:
         f"{RESULTS}/{{task}}/logs/align_{{metrics}}.log",
     priority: critical_path("align_part")
@@ -40,6 +41,7 @@ rule align:
         metrics=config["metrics"],
         device=config["device"],
         chance=config["chance"]["draws"],
+        metric_options=config["metric_options"],
     log:
         f"{RESULTS}/{{task}}/logs/align.log",
     priority: critical_path("align")

@@ -42,6 +42,7 @@ rule align_ood:
     params:
         task_cfg=grid_config,
         metrics=lambda wildcards: ood_metrics(config, wildcards.task),
+        metric_options=config["metric_options"],
         device=config["device"],
     log:
         f"{RESULTS}/{{task}}/logs/align_ood.log",

@@ -28,6 +28,7 @@ with log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as clock
         with job_device(snakemake.params.device) as device, clock.numerics():
             table = compute_alignment(cube, snakemake.params.metrics, device=device, log=log,
                                       probe_x=data["probe_x"].values, chance_draws=snakemake.params.chance,
+                                      metric_options=snakemake.params.metric_options,
                                       base_seed=cfg["base_seed"], task=task)
     require_finite_alignment(table, task)
     with clock.numerics():

@@ -16,7 +16,7 @@ with (log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as cloc
     probe_x = read_netcdf(snakemake.input.data)["probe_x"].values
     with clock.numerics():
         part = compute_alignment(cube, snakemake.params.metrics, device=device, log=log, probe_x=probe_x,
-                                 chance_draws=snakemake.params.chance,
+                                 chance_draws=snakemake.params.chance, metric_options=snakemake.params.metric_options,
                                  base_seed=snakemake.params.task_cfg["base_seed"], task=task)
     write_netcdf(part, snakemake.output[0])
 fast_exit()  # outputs written and closed: skip the interpreter's teardown

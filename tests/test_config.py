@@ -26,6 +26,8 @@ CASES = [
      "'transformer' is not one of"),
     (("device",), "tpu", "device", "'tpu' is not one of ['auto', 'cpu', 'cuda']"),
     (("metrics",), ["cka_linear", "nonsense"], "metrics", "unknown metric(s) ['nonsense']"),
+    (("metric_options",), {"linear_predictiviti": {"ridge": 0.1}}, "metric_options",
+     "unknown metric(s) ['linear_predictiviti']"),
 ]
 
 
@@ -57,3 +59,26 @@ def test_known_metrics_match_registry():
     from alignlib.metrics import metric_names
 
     assert set(KNOWN_METRICS) == set(metric_names())
+
+
+def test_metric_options_reach_the_alignment():
+    """metric_options (config) are the metric's options in compute_alignment: a fixed ridge gives
+    what linear_predictivity computes with that ridge, not its cross-validated default."""
+    import numpy as np
+    import xarray as xr
+
+    from alignlib.alignment import compute_alignment
+    from alignlib.metrics import compare
+
+    rng = np.random.default_rng(0)
+    acts = rng.standard_normal((1, 1, 3, 1, 40, 4))
+    acts[..., 1, :, :, :] = acts[..., 0, :, :, :] @ rng.standard_normal((4, 4)) + 0.3 * rng.standard_normal((40, 4))
+    cube = xr.Dataset({"activation": (("snr", "n", "seed", "layer", "probe", "unit"), acts),
+                       "layer_width": (("layer",), [4])},
+                      coords={"snr": [1.0], "n": [10], "seed": [0, 1, 2], "layer": ["hidden"]})
+    options = {"linear_predictivity": {"ridge": 10.0}}
+    table = compute_alignment(cube, ["linear_predictivity"], metric_options=options)
+    got = float(table["alignment"].isel(pair=0).squeeze())
+    a, b = acts[0, 0, 0, 0], acts[0, 0, 1, 0]
+    assert got == pytest.approx(compare(a, b, "linear_predictivity", ridge=10.0), abs=1e-12)
+    assert abs(got - compare(a, b, "linear_predictivity")) > 1e-3  # the default (cv) differs

@@ -45,3 +45,27 @@ def test_report_section_is_generated_from_the_run(tiny_run):
     text = section(tiny_run)
     assert text.startswith("<!-- results:begin -->") and text.endswith("<!-- results:end -->")
     assert "`linear_regression`" in text and "`digits_tiny`" in text and "test-error peak" in text
+    assert "**Claim 2 per SNR**" in text
+
+
+def test_claim2_and_ood_tables_from_hand_made_frames(tmp_path):
+    import pandas as pd
+
+    from alignlib.report import claim2_table, ood_table
+
+    verdicts = pd.DataFrame([dict(task="t", claim=2, level="headline", metric="cka_linear", layer="hidden1")])
+    summary = pd.DataFrame([
+        dict(task="t", claim=2, metric="cka_linear", layer=layer, snr=snr, call=call, estimate=0.05, p_holm=0.01,
+             n_min=200.0, ci_low=150.0, ci_high=250.0, threshold_low=200.0, threshold_high=float("nan"))
+        for layer in ("hidden1", "hidden2", "output") for snr, call in ((1.0, "holds"), (3.0, "undecided"))])
+    text = claim2_table(summary, verdicts)
+    assert text.count("\n") == 1 + 4  # header, rule, 2 hidden layers x 2 SNRs (the output layer left out)
+    assert "| `t` | cka_linear | hidden2 | 3 | **undecided** | 0.050 (0.01) | 200 [150, 250] | [200, beyond grid] |" in text
+    (tmp_path / "t").mkdir()
+    pd.DataFrame([dict(metric="cka_linear", snr=s, n=1000, n_choice="largest n", early_layer="hidden1",
+                       late_layer="hidden3", statistic=d, se=0.01, p_one_sided=p)
+                  for s, d, p in ((1.0, 0.08, 1e-4), (3.0, 0.01, 0.2))]).to_csv(tmp_path / "t" / "ood_summary.csv")
+    text = ood_table(tmp_path, ["t", "absent"], verdicts)
+    assert "| `t` | cka_linear | hidden1 → hidden3 | largest n (1000) | 1/2: 1 |" in text
+    assert "SNR 1: +0.080 ± 0.010; SNR 3: +0.010 ± 0.010" in text
+    assert ood_table(tmp_path, ["absent"], verdicts) == "- no OOD probes in this run"
