@@ -104,6 +104,29 @@ def describe(table: xr.Dataset, cfg: dict) -> dict:
                 fit_members=fit["members"], train_seconds=table.attrs["train_seconds"])
 
 
+def compact_table(frame: pd.DataFrame) -> str:
+    """One row per (variant, layer, SNR): the pilot's dip and verdict, the power (fraction of subsets where
+    claim 2 holds) at each smaller ensemble, and the median n_min interval width (high / low) at each."""
+    sizes = sorted(frame["members"].unique())
+    head = ("| variant | layer | SNR | test error at max n (chance) | threshold interval | dip D (pilot) | "
+            + " | ".join(f"holds with {m}" for m in sizes) + " | n_min interval high/low, " + "/".join(map(str, sizes))
+            + " members |")
+    lines = [head, "|---|---|---:|---|---|---:|" + "---:|" * len(sizes) + "---|"]
+    for (variant, layer, snr), group in frame.groupby(["variant", "layer", "snr"], sort=False):
+        by = group.set_index("members")
+        pilot = by.loc[by.index.max()]
+        errors = dict(zip(sorted(frame[frame.variant == variant]["snr"].unique()),
+                          str(pilot["test_error_largest_n"]).split()))
+        cells = [f"{by.loc[m, 'holds']:.2f}" if m in by.index and m < by.index.max() else
+                 (f"**{'holds' if pilot['holds'] else 'fails' if pilot['fails'] else 'undecided'}** (pilot)"
+                  if m == by.index.max() else "") for m in sizes]
+        ratios = "/".join(f"{by.loc[m, 'n_min_ratio']:.1f}" if m in by.index else "–" for m in sizes)
+        lines.append(f"| {variant} | {layer} | {snr:g} | {errors.get(snr, '?')} ({pilot['chance_error']:g}) | "
+                     f"[{pilot['threshold_low']:g}, {pilot['threshold_high']:g}] | {pilot['dip']:.3f} | "
+                     + " | ".join(cells) + f" | {ratios} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--study", default=str(REPO / "configs" / "power" / "study.yaml"))
@@ -135,7 +158,8 @@ def main(argv=None) -> int:
             write_netcdf(table, path)
         info = describe(table, cfg)
         print(f"[{name}] {info}", file=sys.stderr, flush=True)
-        members = [m for m in variant.get("members", study.get("members", [6, 12, 24])) if m <= table.sizes["seed"]]
+        pilot = table.sizes["seed"]  # smaller ensembles are subsets; the pilot itself is always analysed
+        members = sorted({m for m in variant.get("members", study.get("members", [6, 12, 24])) if m < pilot} | {pilot})
         for metric in table["metric"].values:
             for layer in hidden_layers(table):
                 power = claim2_power(table, str(metric), layer, cfg["interpolation_tol"], members, reps=reps)
@@ -143,6 +167,8 @@ def main(argv=None) -> int:
     frame = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
     frame.to_csv(out / "power.csv", index=False)
     if args.markdown and len(frame):
+        print(compact_table(frame))
+        print()
         cols = ["variant", "layer", "members", "snr", "holds", "fails", "undecided", "dip", "n_min",
                 "n_min_ratio", "threshold_low", "threshold_high", "test_error_largest_n", "chance_error",
                 "below_threshold_fit"]
