@@ -258,47 +258,58 @@ def fraction_with_se(init, first, final, ia, ib, S: int):
     return frac, se
 
 
+def summary_layers(table: xr.Dataset, metric: str) -> list[str]:
+    """The layers the summary reports for ``metric``: its primary layer (alignlib.alignment.primary_layer)
+    first, then every other layer where it has a finite value (all depths of a deep network)."""
+    from .alignment import primary_layer
+
+    first = primary_layer(table, metric)
+    finite = [str(l) for l in table["layer"].values
+              if bool(np.isfinite(table["final_alignment"].sel(metric=metric, layer=l)).any())]
+    return [first] + [l for l in finite if l != first]
+
+
 def first_epoch_summary(table: xr.Dataset, metric: str | None = None, task: str = "") -> "pd.DataFrame":
-    """One row per (snr, n): the alignment at init, after the first epoch and final (pair means), and
-    the first-epoch fraction (after first epoch - at init) / (final - at init) with its member
-    jackknife SE. "After the first epoch" is the checkpoint whose ``steps_taken`` is one epoch's
-    steps (n // batch_size with minibatches; one step = one pass in full-batch training); NaN
-    when step 0 or that checkpoint was not recorded."""
+    """One row per (layer, snr, n): the alignment at init, after the first epoch and final (pair means),
+    and the first-epoch fraction (after first epoch - at init) / (final - at init) with its member
+    jackknife SE; the metric's primary layer first, then its other layers (:func:`summary_layers`).
+    "After the first epoch" is the checkpoint whose ``steps_taken`` is one epoch's steps (n //
+    batch_size with minibatches; one step = one pass in full-batch training); NaN when step 0 or
+    that checkpoint was not recorded."""
     import pandas as pd
 
-    from .alignment import primary_layer
     from .members import pair_index
 
     metric = metric or str(table["metric"].values[0])
-    layer = primary_layer(table, metric)
-    values = table["alignment"].sel(metric=metric, layer=layer)
-    final = table["final_alignment"].sel(metric=metric, layer=layer)
     ia, ib, S = pair_index(table["seed_a"].values, table["seed_b"].values,
                            np.union1d(table["seed_a"].values, table["seed_b"].values))
     batch = table.attrs.get("batch_size")
     rows = []
-    for n in table["n"].values:
-        taken = table["steps_taken"].sel(n=n).values
-        one = int(table["epoch_steps"].sel(n=n))
-        init_pos, first_pos = np.flatnonzero(taken == 0), np.flatnonzero(taken == one)
-        for snr in table["snr"].values:
-            row = {"task": task or table.attrs.get("task", ""), "metric": metric, "layer": layer,
-                   "snr": float(snr), "n": int(n), "first_epoch_steps": one,
-                   "first_epoch_definition": ("one full-batch step (one pass over the training set)"
-                                              if batch in (None, "full batch") or int(batch) >= int(n) else
-                                              f"one epoch = {one} minibatch step{'s' * (one > 1)} of {int(batch)}"),
-                   "members": S}
-            fin = final.sel(snr=snr, n=n).values
-            if len(init_pos) and len(first_pos):
-                a0 = values.sel(snr=snr, n=n).isel(step=init_pos[0]).values
-                a1 = values.sel(snr=snr, n=n).isel(step=first_pos[0]).values
-                frac, se = fraction_with_se(a0, a1, fin, ia, ib, S)
-                row.update(at_init=float(a0.mean()), after_first_epoch=float(a1.mean()),
-                           final=float(fin.mean()), fraction=float(frac), fraction_se=float(se))
-            else:
-                row.update(at_init=np.nan, after_first_epoch=np.nan, final=float(fin.mean()),
-                           fraction=np.nan, fraction_se=np.nan)
-            rows.append(row)
+    for layer in summary_layers(table, metric):
+        values = table["alignment"].sel(metric=metric, layer=layer)
+        final = table["final_alignment"].sel(metric=metric, layer=layer)
+        for n in table["n"].values:
+            taken = table["steps_taken"].sel(n=n).values
+            one = int(table["epoch_steps"].sel(n=n))
+            init_pos, first_pos = np.flatnonzero(taken == 0), np.flatnonzero(taken == one)
+            for snr in table["snr"].values:
+                row = {"task": task or table.attrs.get("task", ""), "metric": metric, "layer": layer,
+                       "snr": float(snr), "n": int(n), "first_epoch_steps": one,
+                       "first_epoch_definition": ("one full-batch step (one pass over the training set)"
+                                                  if batch in (None, "full batch") or int(batch) >= int(n) else
+                                                  f"one epoch = {one} minibatch step{'s' * (one > 1)} of {int(batch)}"),
+                       "members": S}
+                fin = final.sel(snr=snr, n=n).values
+                if len(init_pos) and len(first_pos):
+                    a0 = values.sel(snr=snr, n=n).isel(step=init_pos[0]).values
+                    a1 = values.sel(snr=snr, n=n).isel(step=first_pos[0]).values
+                    frac, se = fraction_with_se(a0, a1, fin, ia, ib, S)
+                    row.update(at_init=float(a0.mean()), after_first_epoch=float(a1.mean()),
+                               final=float(fin.mean()), fraction=float(frac), fraction_se=float(se))
+                else:
+                    row.update(at_init=np.nan, after_first_epoch=np.nan, final=float(fin.mean()),
+                               fraction=np.nan, fraction_se=np.nan)
+                rows.append(row)
     return pd.DataFrame(rows)
 
 

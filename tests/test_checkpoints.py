@@ -260,6 +260,7 @@ def _table(steps_taken, epoch_steps, batch="full batch", S=4):
 
 def test_first_epoch_summary_uses_the_checkpoint_one_pass_long():
     full = first_epoch_summary(_table([0, 1, 10], 1))
+    assert list(full["layer"]) == ["hidden1", "output"]  # the primary layer first, then the others
     row = full.iloc[0]
     assert row["fraction"] == pytest.approx((0.5 - 0.2) / (1 - 0.2))
     assert row["first_epoch_steps"] == 1 and "full-batch step" in row["first_epoch_definition"]
@@ -308,6 +309,7 @@ def test_linear_task_checkpoints_in_steps(tiny_config):
     summary = first_epoch_summary(table)
     assert (summary["first_epoch_definition"] == "one full-batch step (one pass over the training set)").all()
     assert summary["metric"].eq("cosine_end_to_end").all() and summary["layer"].eq("output").all()
+    assert first_epoch_summary(table, "cka_linear")["layer"].tolist() == ["hidden"] * 2 + ["output"] * 2
 
 
 def test_bad_checkpoints_config_fails_before_any_job(tmp_path):
@@ -341,6 +343,6 @@ def test_workflow_writes_alignment_training_and_figure(tmp_path):
     for n in ns:
         assert int(table["steps_taken"].sel(step=1, n=n)) == steps_per_epoch(n, 8)
     summary = (results / "mlp_tiny" / "training_summary.csv").read_text().splitlines()
-    assert len(summary) == 1 + len(ns) * 2 and summary[0].startswith("task,")
+    assert len(summary) == 1 + 2 * len(ns) * 2 and summary[0].startswith("task,")  # layers x n x snr
     png = results / "figures" / "mlp_tiny_alignment_training.png"
     assert png.read_bytes()[:4] == b"\x89PNG"
