@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import sys
 import time
 from pathlib import Path
@@ -87,18 +88,19 @@ def pilot_table(task: str, cfg: dict, metrics: list[str], log) -> xr.Dataset:
     return table
 
 
-def chance_error(table: xr.Dataset) -> float:
-    """The clean test error of a constant predictor: 1 - 1/classes, or Var(clean target) for regression."""
+def chance_error(task: str, cfg: dict, table: xr.Dataset) -> float:
+    """The clean test error of the best constant predictor: 1 - the test set's majority-class share for
+    classification (classes need not be balanced), Var(clean target) for (standardised) regression."""
     if table.attrs.get("target") == "classification":
-        classes = int(np.asarray(table.attrs["widths"])[-1])
-        return 1.0 - 1.0 / classes
+        labels = make_task_data(task, cfg)["test_label"].values
+        return 1.0 - float(np.bincount(labels).max()) / len(labels)
     return float(table.attrs["target_variance"])
 
 
-def describe(table: xr.Dataset, cfg: dict) -> dict:
+def describe(task: str, table: xr.Dataset, cfg: dict) -> dict:
     te = table["test_error"].sel(n=table["n"].max()).mean("seed")
     fit = below_threshold_fit(table, cfg["interpolation_tol"])
-    return dict(chance_error=chance_error(table),
+    return dict(chance_error=chance_error(task, cfg, table),
                 test_error_largest_n=" ".join(f"{float(v):.2f}" for v in te.values),
                 below_threshold_fit=fit["fraction"], stopped_short=fit["stopped_short"],
                 fit_members=fit["members"], train_seconds=table.attrs["train_seconds"])
@@ -134,6 +136,8 @@ def main(argv=None) -> int:
     parser.add_argument("--only", nargs="*", help="variant names to run (default: all)")
     parser.add_argument("--reps", type=int, default=None, help="subsets per ensemble size (default: the study's)")
     parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--base-seed", type=int, default=None,
+                        help="base_seed for every variant: pilots held out from the default run's members")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: no oversubscription)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -145,18 +149,24 @@ def main(argv=None) -> int:
     for name, variant in study["variants"].items():
         if args.only and name not in args.only:
             continue
+        if args.base_seed is not None:  # held-out pilots: other members than any run of config.yaml
+            variant = merge(variant, {"set": {"base_seed": args.base_seed}})
         task, cfg = variant_config(variant)
+        key = json.dumps(cfg, sort_keys=True, default=str)  # the resolved variant: a cache is only reused for it
         path = out / name.replace("/", "__") / "alignment.nc"
-        if path.exists():
-            table = read_netcdf(path)
-        else:
+        table = read_netcdf(path) if path.exists() else None
+        if table is not None and table.attrs.get("variant_config", key) != key:
+            print(f"[{name}] cached pilot was trained with another config: retraining", file=sys.stderr)
+            table = None
+        if table is None:
             path.parent.mkdir(parents=True, exist_ok=True)
             with open(path.parent / "train.log", "w") as log:
                 print(f"[{name}] training {len(cfg['snr'])} SNR x {len(cfg['n'])} n x {cfg['seeds']} members ...",
                       file=sys.stderr, flush=True)
                 table = pilot_table(task, cfg, variant.get("metrics", study.get("metrics", ["cka_linear"])), log)
+            table.attrs["variant_config"] = key
             write_netcdf(table, path)
-        info = describe(table, cfg)
+        info = describe(task, table, cfg)
         print(f"[{name}] {info}", file=sys.stderr, flush=True)
         pilot = table.sizes["seed"]  # smaller ensembles are subsets; the pilot itself is always analysed
         members = sorted({m for m in variant.get("members", study.get("members", [6, 12, 24])) if m < pilot} | {pilot})

@@ -82,3 +82,26 @@ def test_metric_options_reach_the_alignment():
     a, b = acts[0, 0, 0, 0], acts[0, 0, 1, 0]
     assert got == pytest.approx(compare(a, b, "linear_predictivity", ridge=10.0), abs=1e-12)
     assert abs(got - compare(a, b, "linear_predictivity")) > 1e-3  # the default (cv) differs
+
+
+def test_derived_configs_keep_the_default_tasks_in_step():
+    """configs/convergent.yaml (checkpoints on) and configs/claim2_power.yaml (24 members) are the default
+    tasks with a few keys changed: every other key of every task must equal config.yaml's."""
+    from pathlib import Path
+
+    import yaml
+
+    repo = Path(__file__).resolve().parent.parent
+    default = yaml.safe_load((repo / "config.yaml").read_text())["tasks"]
+    for name, changed in (("convergent.yaml", {"checkpoints", "training"}), ("claim2_power.yaml", {"seeds", "ood"})):
+        tasks = yaml.safe_load((repo / "configs" / name).read_text())["tasks"]
+        for task, cfg in tasks.items():
+            assert task in default, f"{name}: {task} is not a default task"
+            for key in set(cfg) | set(default[task]):
+                if key in changed:
+                    continue
+                assert cfg.get(key) == default[task].get(key), f"{name}: tasks.{task}.{key} differs from config.yaml"
+        if name == "convergent.yaml":
+            for task, cfg in tasks.items():  # training may only gain a batch size
+                extra = {k: v for k, v in cfg["training"].items() if default[task]["training"].get(k) != v}
+                assert set(extra) <= {"batch_size"}, f"{name}: tasks.{task}.training differs: {extra}"
