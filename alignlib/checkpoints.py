@@ -202,15 +202,17 @@ def cube_at(cube: xr.Dataset, step=None) -> xr.Dataset:
 
 
 def alignment_during_training(cube: xr.Dataset, metrics: list[str], device=None, log=sys.stderr,
-                              probe_x=None) -> xr.Dataset:
+                              probe_x=None, metric_options: dict | None = None) -> xr.Dataset:
     """alignlib.alignment.compute_alignment at every checkpoint of ``cube`` and at the final weights:
     ``alignment(metric, layer, step, snr, n, pair)``, ``final_alignment(metric, layer, snr, n, pair)``,
-    ``alignment_note(step, metric, layer)``, with the cube's ``steps_taken`` and ``epoch_steps``."""
+    ``alignment_note(step, metric, layer)``, with the cube's ``steps_taken`` and ``epoch_steps``.
+    ``metric_options``: per-metric options, as the config's ``metric_options`` (compute_alignment)."""
     from .alignment import compute_alignment
 
-    tables = [compute_alignment(cube_at(cube, s), metrics, device=device, log=log, probe_x=probe_x)
+    tables = [compute_alignment(cube_at(cube, s), metrics, metric_options, device=device, log=log, probe_x=probe_x)
               for s in cube["step"].values]
-    final = compute_alignment(cube_at(cube, None), metrics, device=device, log=log, probe_x=probe_x)
+    final = compute_alignment(cube_at(cube, None), metrics, metric_options, device=device, log=log,
+                              probe_x=probe_x)
     steps = xr.DataArray(cube["step"].values, dims="step", name="step")
     out = xr.Dataset({
         "alignment": xr.concat([t["alignment"] for t in tables], dim=steps).transpose(

@@ -45,6 +45,7 @@ rule align_training:
     params:
         metrics=lambda wildcards: checkpoint_metrics(config["tasks"][wildcards.task],
                                                      settings_of(CHECKPOINTS, wildcards.task)),
+        metric_options=config.get("metric_options") or {},
         device=config["device"],
     log:
         f"{RESULTS}/{{task}}/logs/align_training.log",

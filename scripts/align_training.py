@@ -12,7 +12,8 @@ with (log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as cloc
     cube = read_netcdf(snakemake.input.cube)
     probe_x = read_netcdf(snakemake.input.data)["probe_x"].values
     with clock.numerics():
-        table = alignment_during_training(cube, snakemake.params.metrics, device=device, log=log, probe_x=probe_x)
+        table = alignment_during_training(cube, snakemake.params.metrics, device=device, log=log, probe_x=probe_x,
+                                          metric_options=snakemake.params.metric_options)
     print(table, file=log)
     write_netcdf(table, snakemake.output[0])
 fast_exit()  # outputs written and closed: skip the interpreter's teardown
