@@ -161,9 +161,12 @@ def chance_table(draws: np.ndarray, metrics: list[str], table: xr.Dataset) -> xr
         "point with one member's probe order shuffled (alignlib.chance; draws seeded by task, metric, "
         "layer, snr, n); NaN where the cell is excluded (alignment_note) or the metric has no chance "
         "level (chance_note)")
+    h = CHANCE_QUANTILE * (k - 1)
     out["chance_hi"].attrs["description"] = (
-        f"{round(100 * CHANCE_QUANTILE)}th percentile of the same {k} draws: alignment at or below it "
-        "is not above chance")
+        f"numpy's interpolated {round(100 * CHANCE_QUANTILE)}th percentile of the same {k} single-pair draws: "
+        f"a fresh pair of independent members falls at or below it with probability {(h + 1) / (k + 1):.3f} "
+        "((h + 1) / (K + 1), h = 0.95 (K - 1)), not 0.95 unless K is large; the pair mean's own null is "
+        "narrower, so 'mean alignment <= chance_hi' (verdicts: below_chance) is a screen, not a calibrated test")
     out["chance"].attrs["draws"] = out["chance_hi"].attrs["draws"] = k
     return out
 
