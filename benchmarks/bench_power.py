@@ -123,7 +123,7 @@ def compact_table(frame: pd.DataFrame) -> str:
                  (f"**{'holds' if pilot['holds'] else 'fails' if pilot['fails'] else 'undecided'}** (pilot)"
                   if m == by.index.max() else "") for m in sizes]
         ratios = "/".join(f"{by.loc[m, 'n_min_ratio']:.1f}" if m in by.index else "–" for m in sizes)
-        lines.append(f"| {variant} | {layer} | {snr:g} | {errors.get(snr, '?')} ({pilot['chance_error']:g}) | "
+        lines.append(f"| {variant} | {layer} | {snr:g} | {errors.get(snr, '?')} ({pilot['chance_error']:.3g}) | "
                      f"[{pilot['threshold_low']:g}, {pilot['threshold_high']:g}] | {pilot['dip']:.3f} | "
                      + " | ".join(cells) + f" | {ratios} |")
     return "\n".join(lines)
