@@ -22,6 +22,7 @@ import xarray as xr
 
 from . import __version__
 from .seeding import stream
+from .taskspec import OOD_KINDS
 
 
 def _assemble(train_x, probe_x, test_x, *, train_y=None, test_y=None, train_label=None, test_label=None,
@@ -54,15 +55,6 @@ def _assemble(train_x, probe_x, test_x, *, train_y=None, test_y=None, train_labe
     return xr.Dataset(variables, attrs=attrs)
 
 
-#: The OOD kinds each data set supports (tasks.<task>.ood.kind).
-OOD_KINDS = {
-    "gaussian_linear": ("scale", "shift"),
-    "teacher_mlp": ("scale", "shift"),
-    "digits": ("noise",),
-    "mnist": ("noise",),
-    "cifar10": ("noise",),
-    "diabetes": ("extrapolate", "scale", "shift"),
-}
 SYNTHETIC = ("gaussian_linear", "teacher_mlp")
 
 

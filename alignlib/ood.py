@@ -25,22 +25,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .config import KNOWN_METRICS, ConfigError
-from .taskspec import END_TO_END_METRICS, IMAGE_DATASETS
+from .taskspec import END_TO_END_METRICS, IMAGE_DATASETS, OOD_KINDS
 
 if TYPE_CHECKING:  # the Snakefile imports this module: pandas and xarray only where used
     import pandas as pd
     import xarray as xr
 
-#: What each data set's OOD kinds are (alignlib.data.OOD_KINDS repeats them next to the numerics;
-#: tests assert both agree). Here without importing alignlib.data (sklearn) into the Snakefile.
-OOD_KINDS = {
-    "gaussian_linear": ("scale", "shift"),
-    "teacher_mlp": ("scale", "shift"),
-    "digits": ("noise",),
-    "mnist": ("noise",),
-    "cifar10": ("noise",),
-    "diabetes": ("extrapolate", "scale", "shift"),
-}
 DIABETES_SIZE = 442
 DIABETES_FEATURES = ("age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6")  # sklearn's feature_names
 

@@ -40,3 +40,14 @@ def layer_widths(task: dict) -> list[int]:
             h, w = h // 2, w // 2
             widths.append(channels if net["conv_record"] == "channel_mean" else channels * h * w)
     return widths + list(net["hidden"]) + [out]
+
+
+#: The OOD probe kinds each data set supports (tasks.<task>.ood.kind; alignlib.data draws them).
+OOD_KINDS = {
+    "gaussian_linear": ("scale", "shift"),
+    "teacher_mlp": ("scale", "shift"),
+    "digits": ("noise",),
+    "mnist": ("noise",),
+    "cifar10": ("noise",),
+    "diabetes": ("extrapolate", "scale", "shift"),
+}
