@@ -161,6 +161,19 @@ def _kept(values: np.ndarray, ia, ib, S: int):
     return sel, np.array([pos[a] for a in ia[sel]], dtype=int), np.array([pos[b] for b in ib[sel]], dtype=int), len(keep)
 
 
+def _chance_columns(id_table: xr.Dataset, ood_table: xr.Dataset, at: dict, layers) -> dict:
+    """``chance_lo_<layer>`` / ``chance_hi_<layer>``: the lower of the two probe sets' chance means and the
+    higher of their ``chance_hi`` (alignlib.chance) at this (metric, snr, n); nothing when a table has none."""
+    if "chance" not in id_table or "chance" not in ood_table or at["metric"] not in ood_table["chance"]["metric"].values:
+        return {}
+    out = {}
+    for layer in layers:
+        lo = [float(t["chance"].sel(layer=layer, **at)) for t in (id_table, ood_table)]
+        hi = [float(t["chance_hi"].sel(layer=layer, **at)) for t in (id_table, ood_table)]
+        out[f"chance_lo_{layer}"], out[f"chance_hi_{layer}"] = np.nanmin(lo), np.nanmax(hi)
+    return out
+
+
 def ood_summary(id_table: xr.Dataset, ood_table: xr.Dataset, metrics=None) -> pd.DataFrame:
     """One row per (metric, snr, n) of :func:`summary_points`: the ID and OOD pair means per layer with
     their member-jackknife errors (``id_<layer>``, ``id_se_<layer>``, ``ood_<layer>``, ``ood_se_<layer>``),
@@ -191,6 +204,7 @@ def ood_summary(id_table: xr.Dataset, ood_table: xr.Dataset, metrics=None) -> pd
             idv, oodv = idv[:, sel], oodv[:, sel]
             row = {"task": ood_table.attrs.get("task", ""), "metric": metric, "snr": snr, "n": n, "n_choice": which,
                    "members": kept, "early_layer": early, "late_layer": late}
+            row.update(_chance_columns(id_table, ood_table, at, layers))
             for l, layer in enumerate(layers):
                 for name, v in (("id", idv[l]), ("ood", oodv[l]), ("drop", idv[l] - oodv[l])):
                     if kept >= 3:
@@ -216,6 +230,8 @@ def plot_ood_by_layer(summary: pd.DataFrame, layers, png_path, title: str = "", 
     error bars. One row of panels per metric; columns: the largest n, the n nearest the threshold.
     Under each panel, each SNR's drop statistic D with its error and one-sided p (and n per SNR in the
     threshold column); one legend for the whole figure, outside the panels."""
+    import matplotlib.patches
+
     from .figures import METRIC_LABELS, plt, save_figure
 
     layers = [str(x) for x in layers]
@@ -230,6 +246,7 @@ def plot_ood_by_layer(summary: pd.DataFrame, layers, png_path, title: str = "", 
                              figsize=(4.4 * len(choices) + 1.6, (panel + text_height + 0.7) * len(metrics) + 0.6),
                              gridspec_kw={"hspace": (text_height + 0.7) / panel, "wspace": 0.3})
     x = np.arange(len(layers))
+    banded = False
     offset = 0.04 * (np.arange(len(snrs)) - (len(snrs) - 1) / 2) * (len(layers) - 1)
     for r, metric in enumerate(metrics):
         for c, choice in enumerate(choices):
@@ -249,6 +266,12 @@ def plot_ood_by_layer(summary: pd.DataFrame, layers, png_path, title: str = "", 
                 n_text = "" if choice == "largest n" else f" n={int(row['n'])}"
                 lines.append(f"SNR {snr:g}{n_text}: D = {row['statistic']:+.3f} ± {row['se']:.3f}, "
                              f"p = {row['p_one_sided']:.2g}")
+            if not part.empty and f"chance_lo_{layers[0]}" in part:  # the chance band behind, over every SNR
+                lo = part[[f"chance_lo_{layer}" for layer in layers]].min().values.astype(float)
+                hi = part[[f"chance_hi_{layer}" for layer in layers]].max().values.astype(float)
+                if np.isfinite(lo).any():
+                    ax.fill_between(x, lo, hi, color="0.55", alpha=0.3, lw=0, zorder=0)
+                    banded = True
             ax.text(0.0, -0.09, "\n".join(lines), transform=ax.transAxes, ha="left", va="top",
                     fontsize=7, family="monospace")
             n_title = f" (n = {int(part['n'].iloc[0])})" if choice == "largest n" and not part.empty else " (per SNR)"
@@ -261,6 +284,11 @@ def plot_ood_by_layer(summary: pd.DataFrame, layers, png_path, title: str = "", 
     handles += [plt.Line2D([], [], color="grey", linestyle="-", marker="o"),
                 plt.Line2D([], [], color="grey", linestyle="--", marker="s")]
     labels += ["in-distribution", "OOD probes"]
+    if banded:
+        from .figures import CHANCE_LABEL
+
+        handles.append(matplotlib.patches.Patch(color="0.55", alpha=0.3))
+        labels.append(CHANCE_LABEL + ", both probe sets")
     fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(0.91, 0.9), fontsize=8, frameon=False)
     early, late = summary["early_layer"].iloc[0], summary["late_layer"].iloc[0]
     fig.suptitle(f"{title}\nD = drop (ID − OOD) at {late} − drop at {early}: mean over member pairs, "

@@ -43,6 +43,7 @@ rule align_ood:
         task_cfg=grid_config,
         metrics=lambda wildcards: ood_metrics(config, wildcards.task),
         metric_options=config["metric_options"],
+        chance=config["chance"]["draws"],  # the chance band on the OOD figure (alignlib.chance)
         device=config["device"],
     log:
         f"{RESULTS}/{{task}}/logs/align_ood.log",

@@ -15,7 +15,8 @@ with log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as clock
     cube = open_activations(list(snakemake.input.cubes), expected_n=cfg["n"], key=f"tasks.{task}.n")
     with job_device(snakemake.params.device) as device, clock.numerics():
         table = compute_alignment(cube, snakemake.params.metrics, device=device, log=log,
-                                  probe_x=data["ood_x"].values, metric_options=snakemake.params.metric_options)
+                                  probe_x=data["ood_x"].values, metric_options=snakemake.params.metric_options,
+                                  chance_draws=snakemake.params.chance, base_seed=cfg["base_seed"], task=task)
     require_finite_alignment(table, task)
     table.attrs.update({k: v for k, v in data.attrs.items() if k.startswith("ood_")})
     table.attrs["probe_set"] = "ood_x"

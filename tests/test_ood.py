@@ -365,3 +365,17 @@ def test_a_bad_ood_section_stops_the_workflow_before_any_job(tmp_path):
     assert proc.returncode != 0
     assert "'tasks.mlp_ood.ood.kind'" in proc.stderr + proc.stdout
     assert not (tmp_path / "results").exists()
+
+
+def test_summary_carries_both_probe_sets_chance_and_the_figure_draws_it(tmp_path):
+    id_table, ood_table = _tables()
+    dims = ("metric", "layer", "snr", "n")
+    shape = tuple(id_table.sizes[d] for d in dims)
+    for table, level in ((id_table, 0.10), (ood_table, 0.05)):
+        table["chance"] = (dims, np.full(shape, level))
+        table["chance_hi"] = (dims, np.full(shape, 2 * level))
+    out = ood.ood_summary(id_table, ood_table)
+    assert (out["chance_lo_hidden1"] == 0.05).all() and (out["chance_hi_output"] == 0.20).all()
+    assert "chance_lo_hidden1" not in ood.ood_summary(*_tables())  # no chance in the tables: no columns
+    paths = ood.plot_ood_by_layer(out, ["hidden1", "hidden2", "output"], tmp_path / "f.png", title="hand")
+    assert paths[0].stat().st_size > 1000
