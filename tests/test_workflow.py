@@ -101,7 +101,9 @@ def test_results_equal_one_job_per_stage(tiny_run, tiny_config, tmp_path):
     for task, cfg in ((t, tiny_config["tasks"][t]) for t in order):
         data = read_netcdf(tiny_run / task / "data" / "data.nc")
         cube = open_activations(sorted((tiny_run / task / "activations").glob("n*.nc")), expected_n=cfg["n"])
-        table = compute_alignment(cube, tiny_config["metrics"], log=io.StringIO(), probe_x=data["probe_x"].values)
+        table = compute_alignment(cube, tiny_config["metrics"], log=io.StringIO(), probe_x=data["probe_x"].values,
+                                  chance_draws=tiny_config["chance"]["draws"], base_seed=cfg["base_seed"], task=task,
+                                  metric_options=tiny_config["metric_options"])
         table = table.merge(task_thresholds(table, cfg["interpolation_tol"]), combine_attrs="override")
         if has_linear_theory(cfg):
             table = table.merge(linear_theory(table, data))
