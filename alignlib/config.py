@@ -68,6 +68,9 @@ def check_config(config: dict, check_files: bool = True) -> None:
     if unknown:
         raise ConfigError(f"invalid config key 'metric_options': unknown metric(s) {unknown}; "
                           f"known: {list(KNOWN_METRICS)}")
+    from .draws import check_draws
+
+    check_draws(config)  # data_draws: an integer >= 1 per task, no name clash, no checkpoints with K > 1
     sizes = []  # every task whose data set is too small, reported together
     for name, task in config["tasks"].items():
         if task["probes"] < 4:
@@ -211,16 +214,18 @@ def prepend_to_pythonpath(folder: str) -> None:
 
 
 
-def task_jobs_by_rule(config: dict, task: dict) -> list[str]:
-    """The rule of each job one task adds to a run (job sizes: alignlib.jobsize)."""
+def task_jobs_by_rule(config: dict, task: dict, draws: int = 1) -> list[str]:
+    """The rule of each job one task adds to a run (job sizes: alignlib.jobsize); ``draws``: its number of
+    data draws K (alignlib.draws), each with its own data, training, extract and align jobs."""
     from .jobsize import cube_groups, metric_groups, n_groups
 
     chunks = n_groups(task, config["n_per_job"], config["job_seconds"])
     cubes = cube_groups(chunks, task, 2 if config.get("activation_dtype") == "float16" else 4)
     parts = metric_groups(task, config["metrics"], config["align_metrics_per_job"], config["job_seconds"])
     align_parts = ["align_part"] * len(parts) if len(parts) > 1 else []  # one group: align computes it itself
-    return (["task_data"] + ["train"] * len(chunks) + ["extract"] * len(cubes) + align_parts
-            + ["align", "claims", "figures"] + ["theory_residuals"] * has_linear_theory(task)
+    per_draw = ["task_data"] + ["train"] * len(chunks) + ["extract"] * len(cubes) + align_parts + ["align"]
+    return (per_draw * draws + ["combine_draws"] * (draws > 1)
+            + ["claims", "figures"] + ["theory_residuals"] * has_linear_theory(task)
             + ["refine"] * bool(task.get("refine")))  # and the refined n's train and extract jobs
 
 
@@ -229,16 +234,21 @@ def plan_summary(config: dict) -> str:
     bytes_per_value = 2 if config.get("activation_dtype") == "float16" else 4
     members = jobs = cube_bytes = 0
     lines = []
+    from .draws import data_draws
+
     for name, task in config["tasks"].items():
-        task_members = len(task["snr"]) * len(task["n"]) * task["seeds"]
+        draws = data_draws(config, name)
+        task_members = len(task["snr"]) * len(task["n"]) * task["seeds"] * draws
         widths = layer_widths(task)
         task_bytes = task_members * len(widths) * max(widths) * task["probes"] * bytes_per_value
-        task_jobs = len(task_jobs_by_rule(config, task))
+        task_jobs = len(task_jobs_by_rule(config, task, draws))
         members, jobs, cube_bytes = members + task_members, jobs + task_jobs, cube_bytes + task_bytes
         refine = task.get("refine")
         later = (f"; then up to {refine['points']} n around the threshold (refine), with their jobs"
                  if refine else "")
-        lines.append(f"  {name}: {task_members} members, {task_jobs} jobs, cubes <= {task_bytes / 1e9:.2f} GB{later}")
+        nested = f" in {draws} data draws" if draws > 1 else ""
+        lines.append(f"  {name}: {task_members} members{nested}, {task_jobs} jobs, cubes <= {task_bytes / 1e9:.2f} GB"
+                     f"{later}")
     jobs += 2  # summary, all
     head = (f"alignment pipeline: {len(config['tasks'])} task(s), {members} members, {jobs} jobs, "
             f"activation cubes <= {cube_bytes / 1e9:.2f} GB before compression")
