@@ -29,6 +29,8 @@ rule align_part:
 
 
 rule align:
+    wildcard_constraints:
+        task=TRAINED_TASK,  # a task with data draws: its draws' tables are combined (rules/draws.smk)
     input:
         cubes=align_cubes,
         parts=align_part_files,

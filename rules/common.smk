@@ -2,6 +2,7 @@
 from alignlib.config import has_linear_theory
 from functools import lru_cache
 
+from alignlib.draws import draw_tasks, excluding_pattern, multi_draw_tasks, parent_task, task_pattern, trained_tasks
 from alignlib.jobsize import cube_groups, metric_groups, n_groups, part_name, task_priorities, train_seconds
 from alignlib.refine import grid_n, read_refinement
 
@@ -25,20 +26,44 @@ wildcard_constraints:
     metrics="[A-Za-z0-9_]+([+][A-Za-z0-9_]+)*",
 
 
+# Data draws (a task's data_draws: K; alignlib.draws): a task with K > 1 is trained, extracted and
+# aligned as K internal tasks <task>_draw<k> by the rules below (wildcard task = the internal name),
+# and rules/draws.smk combines their tables into the task's alignment.nc. TASKS holds every task
+# that has its own data, models, cubes and table, with its settings (a K = 1 task: its own).
+TASKS = trained_tasks(config)
+TASK_CONFIG = dict(config, tasks=TASKS)  # the config as the per-draw jobs see it
+MULTI_DRAW = multi_draw_tasks(config)
+# align and align_ood do not write the alignment tables of a task with K > 1 (combine_draws does)
+TRAINED_TASK = excluding_pattern(MULTI_DRAW)
+MULTI_DRAW_TASK = task_pattern(MULTI_DRAW)
+
+
+def settings(task):
+    """A task's settings: a trained task's (TASKS), else (a task with K > 1: its refine job) the configured ones."""
+    return TASKS[task] if task in TASKS else config["tasks"][task]
+
+
+def draws_of(task):
+    """The trained tasks whose members make up a configured task: itself, or its K draws."""
+    return draw_tasks(config, task)
+
+
 def task_config(wildcards):
-    return config["tasks"][wildcards.task]
+    return settings(wildcards.task)
 
 
 # A task with `refine` (alignlib.refine) grows its grid after the coarse pass: the checkpoint rule
 # refine reads the coarse members' thresholds and writes the n it adds to refine.json. Everything
 # that needs the whole grid (the refined n's training and extract jobs, align) asks for it here;
 # without `refine` nothing below touches the checkpoint and the grid is the config's n.
+# The draws of a task with K > 1 share one grid: one refine job reads the coarse members of every draw
+# and writes the task's refine.json, which each draw follows.
 def refines(task):
-    return bool(config["tasks"][task].get("refine"))
+    return bool(settings(task).get("refine"))
 
 
 def refinement_file(task):
-    return f"{RESULTS}/{task}/refine.json"
+    return f"{RESULTS}/{parent_task(config, task)}/refine.json"
 
 
 def refined_n(task):
@@ -46,12 +71,12 @@ def refined_n(task):
     IncompleteCheckpointException until the checkpoint has run, so callers wait for it."""
     if not refines(task):
         return []
-    return read_refinement(checkpoints.refine.get(task=task).output[0])["added_n"]
+    return read_refinement(checkpoints.refine.get(task=parent_task(config, task)).output[0])["added_n"]
 
 
 def grid_config(wildcards):
     """The task's config with n = its whole grid: the coarse n and the refined ones."""
-    cfg = config["tasks"][wildcards.task]
+    cfg = settings(wildcards.task)
     added = refined_n(wildcards.task)
     return dict(cfg, n=grid_n(cfg["n"], added)) if added else cfg
 
@@ -66,14 +91,14 @@ def refinement_input(wildcards):
 # job_seconds each (align_metrics_per_job); a task with one metric group is aligned by one job.
 # The refined n get training jobs and cubes of their own, so the coarse files keep their names.
 def coarse_chunks(task):
-    return n_groups(config["tasks"][task], config["n_per_job"], config["job_seconds"])
+    return n_groups(settings(task), config["n_per_job"], config["job_seconds"])
 
 
 def refined_chunks(task):
     added = refined_n(task)
     if not added:
         return []
-    return n_groups(dict(config["tasks"][task], n=added), config["n_per_job"], config["job_seconds"])
+    return n_groups(dict(settings(task), n=added), config["n_per_job"], config["job_seconds"])
 
 
 def training_chunks(task):
@@ -82,7 +107,7 @@ def training_chunks(task):
 
 def _cubes(chunks, task):
     bytes_per_value = 2 if config["activation_dtype"] == "float16" else 4
-    return cube_groups(chunks, config["tasks"][task], bytes_per_value)
+    return cube_groups(chunks, settings(task), bytes_per_value)
 
 
 def cube_chunks(task):
@@ -119,8 +144,23 @@ def cube_models(wildcards):
 
 
 def coarse_models(wildcards):
-    """The model files of the coarse grid (the refinement's input)."""
-    return [f"{RESULTS}/{wildcards.task}/models/n{joined(c)}.nc" for c in coarse_chunks(wildcards.task)]
+    """The model files of the coarse grid (the refinement's input): of every draw of a task with K > 1."""
+    return [f"{RESULTS}/{task}/models/n{joined(c)}.nc" for task in draws_of(wildcards.task)
+            for c in coarse_chunks(task)]
+
+
+def draw_data(wildcards):
+    """The data sets of the task's draws (the refinement's input: their training pools)."""
+    return [f"{RESULTS}/{task}/data/data.nc" for task in draws_of(wildcards.task)]
+
+
+def draw_tables(name):
+    """Input function: the draws' tables ``name`` (alignment.nc, alignment_ood.nc) of a task with K > 1."""
+
+    def of(wildcards):
+        return [f"{RESULTS}/{task}/{name}" for task in draws_of(wildcards.task)]
+
+    return of
 
 
 def activation_cubes(wildcards):
@@ -133,7 +173,7 @@ def activation_cubes(wildcards):
 
 def align_groups(task):
     """The metric groups of the task's align jobs (sized on the whole grid)."""
-    cfg = config["tasks"][task]
+    cfg = settings(task)
     added = refined_n(task)
     cfg = dict(cfg, n=grid_n(cfg["n"], added)) if added else cfg
     return metric_groups(cfg, config["metrics"], config["align_metrics_per_job"], config["job_seconds"])
@@ -163,7 +203,8 @@ def pdfs(*names):
 
 @lru_cache(maxsize=None)
 def priorities(task):
-    return task_priorities(config, task)
+    # a task with K > 1 (its refine, combine, claims and figures jobs): as its first draw's
+    return task_priorities(TASK_CONFIG, task if task in TASKS else draws_of(task)[0])
 
 
 def critical_path(rule):
@@ -179,7 +220,7 @@ def critical_path(rule):
             if key in value:
                 value = value[key]
             elif train:  # a refined chunk: its training, then the extract chain
-                value = sum(train_seconds(config["tasks"][wildcards.task], n) for n in chunk_ns(wildcards)) + p["extract"]
+                value = sum(train_seconds(settings(wildcards.task), n) for n in chunk_ns(wildcards)) + p["extract"]
             else:  # a metric group of a refined grid
                 value = max(value.values(), default=0)
         return int(round(value))

@@ -33,6 +33,8 @@ rule extract_ood:
 
 
 rule align_ood:
+    wildcard_constraints:
+        task=TRAINED_TASK,  # a task with data draws: its draws' tables are combined (rules/draws.smk)
     input:
         cubes=ood_cubes,
         data=f"{RESULTS}/{{task}}/data/data.nc",
@@ -41,7 +43,7 @@ rule align_ood:
         f"{RESULTS}/{{task}}/alignment_ood.nc",
     params:
         task_cfg=grid_config,
-        metrics=lambda wildcards: ood_metrics(config, wildcards.task),
+        metrics=lambda wildcards: ood_metrics(TASK_CONFIG, wildcards.task),  # a draw: its task's
         metric_options=config["metric_options"],
         chance=config["chance"]["draws"],  # the chance band on the OOD figure (alignlib.chance)
         device=config["device"],

@@ -1,0 +1,25 @@
+"""Rules combine_draws, combine_draws_ood: a task's alignment.nc (or alignment_ood.nc) from the tables of its
+data draws (alignlib.draws.combine_draws); alignment.nc also gets the interpolation thresholds and test-error
+peaks of the combined table, as the align rule computes them for a single draw."""
+from alignlib.cubes import read_netcdf, write_netcdf
+from alignlib.divergence import exclusion_note, require_finite_alignment
+from alignlib.draws import combine_draws
+from alignlib.runlog import log_to, warn
+from alignlib.threshold import task_thresholds
+from alignlib.timing import fast_exit, job_clock
+
+with log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as clock:
+    task = snakemake.wildcards.task
+    tables = [read_netcdf(path) for path in snakemake.input]
+    with clock.numerics():
+        table = combine_draws(tables, task, names=list(snakemake.params.draws))
+        require_finite_alignment(table, task)
+        if snakemake.params.thresholds:
+            table = table.merge(task_thresholds(table, snakemake.params.tol), combine_attrs="override")
+    note = exclusion_note(table)
+    if note:
+        table.attrs["diverged_note"] = note
+        warn(note, log)
+    print(table)
+    write_netcdf(table, snakemake.output[0])
+fast_exit()  # outputs written and closed: skip the interpreter's teardown
