@@ -85,15 +85,18 @@ def test_metric_options_reach_the_alignment():
 
 
 def test_derived_configs_keep_the_default_tasks_in_step():
-    """configs/convergent.yaml (checkpoints on) and configs/claim2_power.yaml (24 members) are the default
-    tasks with a few keys changed: every other key of every task must equal config.yaml's."""
+    """configs/convergent.yaml (checkpoints on), configs/claim2_power.yaml (24 members) and configs/confirm.yaml
+    (held out: base_seed, data_draws, members) are the default tasks with a few keys changed: every other key
+    of every task must equal config.yaml's."""
     from pathlib import Path
 
     import yaml
 
     repo = Path(__file__).resolve().parent.parent
     default = yaml.safe_load((repo / "config.yaml").read_text())["tasks"]
-    for name, changed in (("convergent.yaml", {"checkpoints", "training"}), ("claim2_power.yaml", {"seeds", "ood"})):
+    derived = (("convergent.yaml", {"checkpoints", "training"}), ("claim2_power.yaml", {"seeds", "ood"}),
+               ("confirm.yaml", {"base_seed", "data_draws", "seeds"}))
+    for name, changed in derived:
         tasks = yaml.safe_load((repo / "configs" / name).read_text())["tasks"]
         for task, cfg in tasks.items():
             assert task in default, f"{name}: {task} is not a default task"
@@ -105,3 +108,26 @@ def test_derived_configs_keep_the_default_tasks_in_step():
             for task, cfg in tasks.items():  # training may only gain a batch size
                 extra = {k: v for k, v in cfg["training"].items() if default[task]["training"].get(k) != v}
                 assert set(extra) <= {"batch_size"}, f"{name}: tasks.{task}.training differs: {extra}"
+
+
+def test_confirmation_config_is_the_default_design_held_out():
+    """configs/confirm.yaml (issue 17 item 7): every default task, each on a base_seed never used before
+    and in 3 data draws; every top-level key but results and data_draws as config.yaml's."""
+    from pathlib import Path
+
+    import yaml
+
+    from alignlib.draws import data_draws
+
+    repo = Path(__file__).resolve().parent.parent
+    default = yaml.safe_load((repo / "config.yaml").read_text())
+    confirm = yaml.safe_load((repo / "configs" / "confirm.yaml").read_text())
+    assert list(confirm["tasks"]) == list(default["tasks"])
+    for key in set(confirm) | set(default):
+        if key not in ("tasks", "results", "data_draws"):
+            assert confirm.get(key) == default.get(key), f"confirm.yaml: {key} differs from config.yaml"
+    assert confirm["results"] != default["results"]  # the exploratory results stay
+    used = {cfg.get("base_seed", 0) for cfg in default["tasks"].values()}
+    for task, cfg in confirm["tasks"].items():
+        assert cfg["base_seed"] == 20261204 and cfg["base_seed"] not in used, task
+        assert data_draws(confirm, task) == 3, task
