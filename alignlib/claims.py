@@ -1,50 +1,89 @@
 """The paper's claims, each as a test with a named statistic and null, on a task's alignment table.
 
+The criteria (level, the c of "near", the interval's coverage) were fixed before the results
+they decide: docs/methods.md, "Criteria fixed before the results they decide".
+
 The unit of replication is the member: a grid point's mean over member pairs gets its
 standard error from the delete-one-member jackknife and its bootstrap distribution from
 resampling members (alignlib.members). Members at different grid points are independent
 (each has its own noise and initialisation), so grid points are resampled independently.
+With several data draws (members nested in draws) the standard error is the two-stage one
+and the bootstrap resamples draws first, then members (alignlib.members.member_bootstrap).
 
-* Claim 1, :func:`snr_trend`: at one n, alignment rises with SNR.
-  Statistic: the linear contrast of the pair means in SNR rank, T = sum_k c_k m_k with
-  c_k = rank(snr_k) - mean rank, reported as the mean rise per SNR step T / sum c_k^2.
-  Null: no rise, E[T] <= 0. T / se(T), se^2 = sum c_k^2 se_k^2 (jackknife), is referred to
-  a t distribution with Welch-Satterthwaite degrees of freedom; one-sided p for a rise (and,
-  separately, for a fall), each Holm-corrected across the n of the grid (:func:`increases_with_snr`).
-* Claim 2, :func:`dip_test` and :func:`minimum_location`: at one SNR, alignment is lowest
-  at an interior n near the interpolation threshold. Statistic: the depth of the dip,
-  D = min(m_first, m_last) - min over interior n of m_n. Null: a monotone curve in n (no
-  dip), at its least favourable (one end far above, the interior at the other end's level),
-  with the observed per-point jackknife errors, D simulated; Holm-corrected across SNRs. The minimising n has a member-bootstrap percentile
-  interval (ties broken at random, never towards a grid edge).
-* Claim 4, :func:`equal_error_different_alignment` and :func:`error_alignment_coupling`:
-  pairs of grid points whose mean test errors are equivalent (two one-sided t tests, margin
-  ``margin`` x their mean error) while their alignments differ by more than the grid-wide
-  monotone relation between alignment and test error predicts (two-sided jackknife t test on
-  the residuals of an isotonic fit of alignment on error, Holm-corrected across the equivalent
-  pairs); and Spearman's rank correlation between alignment and test error over the grid with
-  a member-bootstrap (basic) interval.
+Every test gives *cells* that ``hold``, ``fail`` or stay ``undecided``; one rule
+(alignlib.verdicts.aggregate) turns a claim's cells into its verdict.
 
-Every function returns plain rows (dicts); :mod:`alignlib.verdicts` turns them into
-verdicts. Tolerances and levels are explicit arguments.
+* Claim 1, :func:`increases_with_snr` (cell: one n): alignment rises monotonically with SNR.
+  Rise: the rank contrast of the pair means in SNR, T = sum_k c_k m_k, c_k = rank(snr_k) - mean
+  rank, reported as the rise per SNR step T / sum c_k^2; t = T / se(T) with Welch-Satterthwaite
+  degrees of freedom; null: no rise; one-sided, Holm across n. Fall: at every adjacent SNR step
+  the one-sided test of m_{k+1} < m_k (:func:`snr_steps`), Holm across every step of the panel.
+  Holds: a significant rise and no significant fall; fails: a significant fall or falling trend.
+* Claim 2, :func:`minimum_near_threshold` (cell: one SNR): alignment is lowest at an n near the
+  interpolation threshold. Dip: D = min(m_first, m_last) - min over interior n of m_n; null: the
+  least favourable monotone curve with the observed errors, D simulated (:func:`dip_test`); Holm
+  across SNRs. Location: r = log(n_min / t) with a joint member-bootstrap interval
+  (:func:`location_ratio`). Holds: significant dip and the interval of r inside [-log c, log c];
+  fails: significant dip and the interval wholly outside. The curve's shape at t is described
+  (:func:`shape_at`), not tested.
+* Claim 4, :func:`decoupling` (cell: the grid): higher alignment does not imply lower test error.
+  Every adjacent grid step, in n and in SNR, tests the change of mean alignment and of mean clean
+  test error (two-sided, Holm across steps each; :func:`grid_step_tests`). Holds: some step where
+  both change significantly in the same direction (decoupled); fails: some step changes the error
+  significantly and every such step has alignment moving significantly the other way (coupled).
+  Spearman's rho between alignment and test error over the grid, with a member-bootstrap basic
+  interval (:func:`error_alignment_coupling`), describes the coupling.
+
+Every function returns plain rows (dicts); :mod:`alignlib.verdicts` turns them into verdicts.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import xarray as xr
 from scipy import stats as sps
 
-from .members import bootstrap_pair_means, holm, jackknife_pair_mean, pair_index, resample_members
+from .members import (
+    bootstrap_pair_means,
+    holm,
+    member_bootstrap,
+    nested_mean_se,
+    nested_pair_mean,
+    pair_index,
+)
 
 ALPHA = 0.05
 
 
 @dataclass(frozen=True)
+class Criteria:
+    """The fixed criteria of the claim tests (docs/methods.md; config key ``claims``).
+
+    ``tol`` and ``quorum`` define when a grid point interpolates (alignlib.threshold)."""
+
+    alpha: float = ALPHA
+    near_factor: float = 1.5
+    location_level: float = 0.9
+    tol: float = 0.01
+    quorum: float = 0.5
+    n_boot: int = 1000
+    seed: int = 0
+
+    @classmethod
+    def from_config(cls, claims: dict | None = None, tol: float | None = None, **extra) -> Criteria:
+        """From the config's ``claims`` section (and a task's ``interpolation_tol``)."""
+        values = {k: v for k, v in (claims or {}).items() if k in ("alpha", "near_factor", "location_level")}
+        if tol is not None:
+            values["tol"] = float(tol)
+        return cls(**values, **extra)
+
+
+@dataclass(frozen=True)
 class Panel:
-    """One metric at one layer: pair values (snr, n, pair) on sorted grids, and the member indices."""
+    """One metric at one layer: pair values (snr, n, pair) on sorted grids and the member indices,
+    with each member's data draw and, for claims 2 and 4, its noise_fit and test error (snr, n, S)."""
 
     metric: str
     layer: str
@@ -54,19 +93,49 @@ class Panel:
     ia: np.ndarray
     ib: np.ndarray
     S: int
+    draw: np.ndarray | None = None
+    noise_fit: np.ndarray | None = field(default=None, repr=False)
+    test_error: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def draws(self) -> int:
+        return 1 if self.draw is None else len(np.unique(self.draw))
 
     def means(self):
-        """Jackknife (mean, se) over pairs, each (snr, n); se is NaN with fewer than 3 members."""
-        if self.S < 3:
+        """(mean, se) over pairs, each (snr, n); se is NaN with fewer than 3 members per draw."""
+        if self.S // self.draws < 3:
             return self.values.mean(-1), np.full(self.values.shape[:-1], np.nan)
-        return jackknife_pair_mean(self.values, self.ia, self.ib, self.S)
+        return nested_pair_mean(self.values, self.ia, self.ib, self.S, self.draw)
+
+    def error_means(self):
+        """(mean, se) of the members' clean test error per (snr, n)."""
+        if self.test_error is None:
+            raise ValueError("this panel has no test_error (claim 4 and the error peak need it)")
+        return nested_mean_se(self.test_error, self.draw)
+
+
+def _member_values(ds: xr.Dataset, name: str, snrs, ns) -> np.ndarray | None:
+    if name not in ds:
+        return None
+    return ds[name].transpose("snr", "n", "seed").sel(snr=snrs, n=ns).values.astype(np.float64)
 
 
 def panel(ds: xr.Dataset, metric: str, layer: str) -> Panel:
+    """The Panel of (metric, layer) from an alignment table (alignment.nc), with its members' draws
+    (coordinate ``draw`` of ``seed``, when the task has several data draws), noise_fit and test error."""
+    from .threshold import noise_fit_of
+
     values = ds["alignment"].sel(metric=metric, layer=layer).transpose("snr", "n", "pair").sortby("snr").sortby("n")
     ia, ib, S = pair_index(ds["seed_a"].values, ds["seed_b"].values, ds["seed"].values)
-    return Panel(metric, str(layer), values.values.astype(np.float64), values["snr"].values,
-                 values["n"].values, ia, ib, S)
+    snrs, ns = values["snr"].values, values["n"].values
+    draw = ds["draw"].values if "draw" in ds.coords and ds["draw"].dims == ("seed",) else None
+    try:
+        fit = noise_fit_of(ds).transpose("snr", "n", "seed").sel(snr=snrs, n=ns).values.astype(np.float64)
+    except (KeyError, ValueError):
+        fit = None
+    return Panel(metric, str(layer), values.values.astype(np.float64), snrs, ns, ia, ib, S,
+                 draw=None if draw is None or len(np.unique(draw)) < 2 else np.asarray(draw),
+                 noise_fit=fit, test_error=_member_values(ds, "test_error", snrs, ns))
 
 
 def _random_argmin(x: np.ndarray, rng: np.random.Generator, axis: int = -1) -> np.ndarray:
@@ -77,6 +146,14 @@ def _random_argmin(x: np.ndarray, rng: np.random.Generator, axis: int = -1) -> n
     keys = np.where(finite & (x == lowest), rng.random(x.shape), -1.0)
     out = np.argmax(keys, axis=-1)
     return np.where(finite.any(-1), out, -1)
+
+
+def welch_df(v1, v2, members: int):
+    """Welch-Satterthwaite degrees of freedom of a difference of two means with variances v1, v2,
+    each from ``members`` members."""
+    v1, v2 = np.asarray(v1, float), np.asarray(v2, float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (v1 + v2) ** 2 / ((v1 ** 2 + v2 ** 2) / max(members - 1, 1))
 
 
 # ---------------------------------------------------------------- claim 1
@@ -121,21 +198,57 @@ def trend_call(p_up_adjusted: float, p_down_adjusted: float, alpha: float = ALPH
     return "flat"
 
 
+def snr_steps(means: np.ndarray, ses: np.ndarray, members: int) -> tuple[np.ndarray, np.ndarray]:
+    """Change of the pair mean at every adjacent SNR step (means, ses along SNR, sorted) and the
+    one-sided p of a fall, t = (m_{k+1} - m_k) / sqrt(se_k^2 + se_{k+1}^2) on Welch df (NaN where a
+    point is missing or the step has no sampling error)."""
+    diff = means[1:] - means[:-1]
+    v1, v2 = ses[:-1] ** 2, ses[1:] ** 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = diff / np.sqrt(v1 + v2)
+        p = sps.t.cdf(t, welch_df(v1, v2, members))
+    p = np.where(np.isfinite(t) & (v1 + v2 > 0), p, np.nan)
+    return diff, p
+
+
+def cell_claim1(trend: str, falls: int) -> str:
+    """A cell of claim 1 from its trend call and its number of significant falls."""
+    if falls > 0 or trend == "decreases":
+        return "fails"
+    if trend == "increases":
+        return "holds"
+    return "undecided"
+
+
 def increases_with_snr(p: Panel, alpha: float = ALPHA) -> list[dict]:
-    """Claim 1 at every n: rows with the trend per SNR step, its one-sided p for a rise (raw, and Holm
-    across n; likewise for a fall) and the call."""
+    """Claim 1 at every n: the rise per SNR step (one-sided p raw and Holm across n, likewise for a
+    falling trend), the significant falls between adjacent SNRs (Holm across every step of the
+    panel), the largest fall, and the cell's call."""
     mean, se = p.means()
-    tests = [snr_trend(mean[:, j], se[:, j], p.snrs, p.S) for j in range(len(p.ns))]
+    members = p.S - p.draws + 1
+    tests = [snr_trend(mean[:, j], se[:, j], p.snrs, members) for j in range(len(p.ns))]
     up, down = holm([t["p_up"] for t in tests]), holm([t["p_down"] for t in tests])
+    steps = [snr_steps(mean[:, j], se[:, j], members) for j in range(len(p.ns))]
+    fall_q = holm(np.concatenate([s[1] for s in steps])).reshape(len(p.ns), -1) if len(p.snrs) > 1 \
+        else np.zeros((len(p.ns), 0))
     rows = []
-    for n, t, q_up, q_down in zip(p.ns, tests, up, down):
-        call = trend_call(q_up, q_down, alpha)
+    for j, (n, t, q_up, q_down) in enumerate(zip(p.ns, tests, up, down)):
+        trend = trend_call(q_up, q_down, alpha)
+        diff, q = steps[j][0], fall_q[j]
+        falls = int(np.sum(q < alpha))
+        worst = int(np.nanargmin(diff)) if np.isfinite(diff).any() else -1
         half = sps.t.ppf(1 - alpha / 2, t["df"]) * t["se"] if np.isfinite(t["df"]) else np.nan
-        rows.append(dict(claim=1, metric=p.metric, layer=p.layer, snr="all", n=int(n), call=call,
+        fall_text = (f"; largest fall {-diff[worst]:.3g} from SNR {p.snrs[worst]:g} to {p.snrs[worst + 1]:g} "
+                     f"(Holm p {q[worst]:.3g})" if worst >= 0 and diff[worst] < 0 else "")
+        rows.append(dict(claim=1, metric=p.metric, layer=p.layer, snr="all", n=int(n),
+                         call=cell_claim1(trend, falls), trend=trend, significant_falls=falls,
+                         largest_fall=float(-diff[worst]) if worst >= 0 else np.nan,
+                         largest_fall_p_holm=float(q[worst]) if worst >= 0 else np.nan,
                          statistic="rise per SNR step (rank contrast)", estimate=t["slope"],
                          ci_low=t["slope"] - half, ci_high=t["slope"] + half, p_value=t["p_up"], p_holm=q_up,
                          p_holm_decrease=q_down, members=p.S,
-                         detail=f"t = {t['t']:.2f} on {t['df']:.1f} df, {t['snrs_used']} SNRs"))
+                         detail=f"trend {trend}: t = {t['t']:.2f} on {t['df']:.1f} df, {t['snrs_used']} SNRs; "
+                                f"{falls} significant fall(s) between adjacent SNRs{fall_text}"))
     return rows
 
 
@@ -171,106 +284,230 @@ def dip_test(mean: np.ndarray, se: np.ndarray, rng: np.random.Generator, n_null:
     return D, p
 
 
-def minimum_location(values: np.ndarray, ia, ib, S: int, rng: np.random.Generator, n_boot: int = 1000,
-                     level: float = 0.95) -> tuple[int, int, int]:
-    """Grid positions (argmin, low, high) of the minimising n of one curve (values: (n, pairs)),
-    the interval a member-bootstrap percentile interval; (-1, -1, -1) when the curve is all NaN."""
+def threshold_positions(fitted: np.ndarray) -> np.ndarray:
+    """Grid position of the threshold along the first axis of ``fitted`` (n, ...): the last n of the
+    leading run of interpolating grid points (-1: none; len - 1: every n interpolates)."""
+    return np.cumprod(np.asarray(fitted, dtype=int), axis=0).sum(0) - 1
+
+
+def threshold_midpoint(ns: np.ndarray, pos) -> np.ndarray:
+    """t, the geometric midpoint of the threshold's grid bracket [ns[pos], ns[pos + 1]]; 0 below the
+    grid (pos = -1) and inf beyond it (pos = len - 1)."""
+    ns = np.asarray(ns, dtype=np.float64)
+    pos = np.asarray(pos)
+    inner = np.clip(pos, 0, len(ns) - 2)
+    mid = np.sqrt(ns[inner] * ns[inner + 1])
+    return np.where(pos < 0, 0.0, np.where(pos >= len(ns) - 1, np.inf, mid))
+
+
+def location_ratio(p: Panel, i: int, crit: Criteria, rng: np.random.Generator) -> dict:
+    """r = log(n_min / t) at SNR index ``i`` with its joint member-bootstrap interval.
+
+    n_min is the n of the lowest mean alignment (ties at random); t the geometric midpoint of the
+    threshold's bracket (:func:`threshold_midpoint`), the threshold being the last n up to which at
+    least ``quorum`` of the members have noise_fit <= ``tol``. Each of ``n_boot`` replicates
+    resamples the members of every grid point once (draws first with several data draws), and the
+    same members give the replicate's curve (n_min) and its threshold (t); a replicate's threshold
+    below the grid gives r = +inf, beyond it r = -inf. Interval: the ``location_level`` percentile
+    interval (no interpolation between replicates).
+    """
+    ns = p.ns
+    values = p.values[i]
     mean = np.where(np.isfinite(values).all(-1), values.mean(-1), np.nan)
     k = int(_random_argmin(mean, rng))
+    fitted = (p.noise_fit[i] <= crit.tol)  # (n, S)
+    pos = int(threshold_positions(fitted.mean(-1) >= crit.quorum))
+    t = float(threshold_midpoint(ns, pos))
+    out = dict(n_min=float(ns[k]) if k >= 0 else np.nan, t=t, threshold_position=pos,
+               r=np.nan, r_low=np.nan, r_high=np.nan, n_min_low=np.nan, n_min_high=np.nan)
     if k < 0:
-        return -1, -1, -1
-    idx = resample_members(rng, (values.shape[0], n_boot), S)
-    boot = bootstrap_pair_means(values, ia, ib, S, idx)  # (n, B)
-    ks = _random_argmin(boot, rng, axis=0)
-    ks = ks[ks >= 0]
-    a = (1 - level) / 2
-    return k, int(np.quantile(ks, a, method="lower")), int(np.quantile(ks, 1 - a, method="higher"))
+        return out
+    with np.errstate(divide="ignore"):
+        out["r"] = float(np.log(ns[k] / t))
+    idx, slots = member_bootstrap(rng, (len(ns),), crit.n_boot, p.S, p.draw)  # (n, B, S)
+    curves = bootstrap_pair_means(values, p.ia, p.ib, p.S, idx, slots)  # (n, B)
+    k_boot = _random_argmin(curves, rng, axis=0)  # (B,)
+    fit_boot = np.take_along_axis(fitted[:, None, :].astype(float), idx, axis=-1).mean(-1) >= crit.quorum
+    t_boot = threshold_midpoint(ns, threshold_positions(fit_boot))  # (B,)
+    ok = k_boot >= 0
+    with np.errstate(divide="ignore"):
+        r_boot = np.log(ns[k_boot[ok]] / t_boot[ok])
+    a = (1 - crit.location_level) / 2
+    out.update(r_low=float(np.quantile(r_boot, a, method="lower")),
+               r_high=float(np.quantile(r_boot, 1 - a, method="higher")),
+               n_min_low=float(np.quantile(ns[k_boot[ok]], a, method="lower")),
+               n_min_high=float(np.quantile(ns[k_boot[ok]], 1 - a, method="higher")))
+    return out
 
 
-def _interval_overlap(a_lo, a_hi, b_lo, b_hi) -> bool:
-    lo = [-np.inf if not np.isfinite(v) else v for v in (a_lo, b_lo)]
-    hi = [np.inf if not np.isfinite(v) else v for v in (a_hi, b_hi)]
-    return max(lo) <= min(hi)
+def location_call(r_low: float, r_high: float, near_factor: float) -> str:
+    """``inside`` when [r_low, r_high] lies within [-log c, log c], ``outside`` when it misses it
+    entirely, else ``straddles``."""
+    bound = np.log(near_factor)
+    if -bound <= r_low and r_high <= bound:
+        return "inside"
+    if r_high < -bound or r_low > bound:
+        return "outside"
+    return "straddles"
 
 
-def minimum_near_threshold(p: Panel, thresholds: xr.Dataset, alpha: float = ALPHA, seed: int = 0,
-                           n_boot: int = 1000) -> list[dict]:
-    """Claim 2 at every SNR: the dip (D, p, Holm across SNRs), the minimising n with its interval, and
-    the call against the threshold interval ``thresholds`` (alignlib.threshold.task_thresholds).
+def shape_at(mean: np.ndarray, se: np.ndarray, ns: np.ndarray, t: float, z: float = 2.0) -> str:
+    """The curve's shape at the grid point nearest t (in log n), against its two neighbours:
+    ``dip`` / ``spike`` when it lies below / above both by more than z standard errors of the
+    difference, ``rising`` / ``falling`` when it lies between them with one such difference,
+    ``flat`` otherwise; ``edge`` when that point is the first or last of the grid, ``none``
+    without a threshold inside the grid. A description, not a test."""
+    if not (np.isfinite(t) and t > 0):
+        return "none"
+    k = int(np.argmin(np.abs(np.log(np.asarray(ns, float)) - np.log(t))))
+    if k == 0 or k == len(ns) - 1:
+        return "edge"
+    with np.errstate(invalid="ignore", divide="ignore"):
+        left = (mean[k] - mean[k - 1]) / np.hypot(se[k], se[k - 1])
+        right = (mean[k] - mean[k + 1]) / np.hypot(se[k], se[k + 1])
+    if not (np.isfinite(left) and np.isfinite(right)):
+        return "flat"
+    if left < -z and right < -z:
+        return "dip"
+    if left > z and right > z:
+        return "spike"
+    if left > z or right < -z:
+        return "rising"
+    if left < -z or right > z:
+        return "falling"
+    return "flat"
 
-    holds: significant dip and the n_min interval overlaps the threshold interval; fails: significant
-    dip whose n_min interval misses the threshold interval; undecided: no threshold inside the grid,
-    no significant dip, or no finite curve (the detail says which).
-    """
-    rng = np.random.default_rng(seed)
+
+def claim2_cell(dip_p_holm: float, location: str, threshold_position: int, grid: int,
+                alpha: float = ALPHA) -> tuple[str, str]:
+    """(call, why) of one SNR of claim 2."""
+    if threshold_position < 0:
+        return "undecided", "no n of the grid interpolates: threshold below the grid"
+    if threshold_position >= grid - 1:
+        return "undecided", "every n of the grid interpolates: threshold beyond the grid"
+    if not np.isfinite(dip_p_holm):
+        return "undecided", "curve too short or ends not finite"
+    if dip_p_holm >= alpha:
+        return "undecided", f"no significant dip (Holm p = {dip_p_holm:.3g})"
+    if location == "inside":
+        return "holds", f"significant dip (Holm p = {dip_p_holm:.3g}) located near the threshold"
+    if location == "outside":
+        return "fails", f"significant dip (Holm p = {dip_p_holm:.3g}) located away from the threshold"
+    return "undecided", f"significant dip (Holm p = {dip_p_holm:.3g}), location interval straddles the bound"
+
+
+def minimum_near_threshold(p: Panel, crit: Criteria | None = None) -> list[dict]:
+    """Claim 2 at every SNR: the dip (D, p, Holm across SNRs), r = log(n_min / t) with its joint
+    bootstrap interval, the shape at t, and the call (module docstring; docs/methods.md)."""
+    crit = crit or Criteria()
+    if p.noise_fit is None:
+        raise ValueError("claim 2 needs the members' noise_fit (snr, n, seed) to locate the threshold")
+    rng = np.random.default_rng(crit.seed)
     mean, se = p.means()
     tests = [dip_test(mean[i], se[i], rng) for i in range(len(p.snrs))]
     adjusted = holm([t[1] for t in tests])
+    bound = np.log(crit.near_factor)
     rows = []
     for i, snr in enumerate(p.snrs):
         D, pv = tests[i]
-        k, lo, hi = minimum_location(p.values[i], p.ia, p.ib, p.S, rng, n_boot=n_boot)
-        th = thresholds.sel(snr=snr)
-        t, t_lo, t_hi = (float(th[v]) for v in ("interpolation_threshold", "interpolation_threshold_low",
-                                                  "interpolation_threshold_high"))
-        t_next = float(th["first_non_interpolating_n"])
-        row = dict(claim=2, metric=p.metric, layer=p.layer, snr=float(snr), n="all", members=p.S,
-                   statistic="dip depth min(ends) - min(interior)", estimate=D, p_value=pv, p_holm=adjusted[i],
-                   n_min=np.nan, ci_low=np.nan, ci_high=np.nan, threshold_low=t_lo, threshold_high=t_hi)
-        if k < 0:
-            rows.append(dict(row, call="undecided", detail="no finite alignment at this SNR"))
-            continue
-        n_min, n_lo, n_hi = (float(p.ns[j]) for j in (k, lo, hi))
-        row.update(n_min=n_min, ci_low=n_lo, ci_high=n_hi)
-        where = f"n_min = {n_min:g} [{n_lo:g}, {n_hi:g}]"
-        band = f"threshold interval [{_fmt(t_lo, 'below grid')}, {_fmt(t_hi, 'beyond grid')}]"
-        if not np.isfinite(t):
-            call, why = "undecided", "no n of the grid interpolates: threshold below the grid"
-        elif not np.isfinite(t_next):
-            call, why = "undecided", "every n of the grid interpolates: threshold beyond the grid"
-        elif not np.isfinite(adjusted[i]):
-            call, why = "undecided", "curve too short or ends not finite"
-        elif adjusted[i] >= alpha:
-            call, why = "undecided", f"no significant dip (Holm p = {adjusted[i]:.3g})"
-        elif _interval_overlap(n_lo, n_hi, t_lo, t_hi):
-            call, why = "holds", f"significant dip (Holm p = {adjusted[i]:.3g}) overlapping the threshold"
-        else:
-            call, why = "fails", f"significant dip (Holm p = {adjusted[i]:.3g}) away from the threshold"
-        rows.append(dict(row, call=call, detail=f"{why}; {where}; {band}"))
+        loc = location_ratio(p, i, crit, rng)
+        where = location_call(loc["r_low"], loc["r_high"], crit.near_factor)
+        call, why = claim2_cell(adjusted[i], where, loc["threshold_position"], len(p.ns), crit.alpha)
+        pos = loc["threshold_position"]
+        bracket = (float(p.ns[pos]) if 0 <= pos < len(p.ns) else np.nan,
+                   float(p.ns[pos + 1]) if pos + 1 < len(p.ns) and pos >= -1 else np.nan)
+        shape = shape_at(mean[i], se[i], p.ns, loc["t"])
+        rows.append(dict(
+            claim=2, metric=p.metric, layer=p.layer, snr=float(snr), n="all", members=p.S, call=call,
+            statistic="dip depth min(ends) - min(interior)", estimate=D, p_value=pv, p_holm=adjusted[i],
+            n_min=loc["n_min"], ci_low=loc["n_min_low"], ci_high=loc["n_min_high"],
+            threshold=loc["t"], threshold_low=bracket[0], threshold_high=bracket[1],
+            r=loc["r"], r_low=loc["r_low"], r_high=loc["r_high"], near_factor=crit.near_factor,
+            location_level=crit.location_level, location=where, shape_at_threshold=shape,
+            detail=(f"{why}; n_min = {loc['n_min']:g}, t = {loc['t']:.4g} (bracket {bracket[0]:g}-{bracket[1]:g}); "
+                    f"r = log(n_min/t) = {loc['r']:.2f} [{loc['r_low']:.2f}, {loc['r_high']:.2f}] "
+                    f"({crit.location_level:.0%}) vs +-{bound:.2f} (c = {crit.near_factor:g}); shape at t: {shape}")))
     return rows
-
-
-def _fmt(v, missing):
-    return f"{v:g}" if np.isfinite(v) else missing
 
 
 # ---------------------------------------------------------------- claim 4
 
 
-def _member_stats(test_error: xr.DataArray, snrs, ns):
-    te = test_error.transpose("snr", "n", "seed").sel(snr=snrs, n=ns).values.astype(float)
-    return te.mean(-1), te.var(-1, ddof=1) / te.shape[-1], te
+def grid_steps(shape: tuple[int, int]) -> list[tuple[str, tuple[int, int], tuple[int, int]]]:
+    """Every adjacent step of an (snr, n) grid: ("n", from, to) along n at each SNR, then ("snr", ...)."""
+    K, N = shape
+    along_n = [("n", (i, j), (i, j + 1)) for i in range(K) for j in range(N - 1)]
+    along_snr = [("snr", (i, j), (i + 1, j)) for j in range(N) for i in range(K - 1)]
+    return along_n + along_snr
 
 
-def error_alignment_coupling(p: Panel, test_error: xr.DataArray, n_boot: int = 1000, level: float = 0.95,
-                             seed: int = 0) -> dict:
+def _two_sided(diff, v1, v2, members):
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = diff / np.sqrt(v1 + v2)
+        p = 2 * sps.t.sf(np.abs(t), welch_df(v1, v2, members))
+    return np.where(np.isfinite(t) & (v1 + v2 > 0), p, np.nan)
+
+
+def grid_step_tests(p: Panel, alpha: float = ALPHA) -> list[dict]:
+    """Claim 4's evidence: at every adjacent grid step the change of mean alignment (member-jackknife
+    errors) and of mean clean test error (members' errors), each two-sided on Welch df and
+    Holm-corrected across the steps; ``kind`` is ``decoupled`` (both significant, same sign),
+    ``coupled`` (both significant, opposite signs), ``error only``, ``alignment only`` or ``neither``."""
+    a, a_se = p.means()
+    e, e_se = p.error_means()
+    members = p.S - p.draws + 1
+    steps = grid_steps(a.shape)
+    src = tuple(np.array([s[1][d] for s in steps]) for d in (0, 1))
+    dst = tuple(np.array([s[2][d] for s in steps]) for d in (0, 1))
+    da, de = a[dst] - a[src], e[dst] - e[src]
+    qa = holm(_two_sided(da, a_se[src] ** 2, a_se[dst] ** 2, members))
+    qe = holm(_two_sided(de, e_se[src] ** 2, e_se[dst] ** 2, members))
+    rows = []
+    for k, (axis, s, d) in enumerate(steps):
+        sig_a, sig_e = bool(qa[k] < alpha), bool(qe[k] < alpha)
+        if sig_a and sig_e:
+            kind = "decoupled" if np.sign(da[k]) == np.sign(de[k]) else "coupled"
+        else:
+            kind = "error only" if sig_e else "alignment only" if sig_a else "neither"
+        rows.append(dict(axis=axis, snr_from=float(p.snrs[s[0]]), n_from=int(p.ns[s[1]]), snr_to=float(p.snrs[d[0]]),
+                         n_to=int(p.ns[d[1]]), alignment_change=float(da[k]), alignment_p_holm=float(qa[k]),
+                         error_change=float(de[k]), error_p_holm=float(qe[k]), kind=kind))
+    return rows
+
+
+def claim4_cell(steps: list[dict]) -> tuple[str, str]:
+    """(call, why) of claim 4 from its grid-step tests."""
+    kinds = [s["kind"] for s in steps]
+    decoupled, coupled = kinds.count("decoupled"), kinds.count("coupled")
+    error_steps = decoupled + coupled + kinds.count("error only")
+    counts = (f"{len(steps)} grid steps: {error_steps} with a significant change of test error, "
+              f"{decoupled} decoupled, {coupled} coupled")
+    if decoupled:
+        return "holds", counts
+    if error_steps and coupled == error_steps:
+        return "fails", counts + " (every significant change of error has alignment moving the other way)"
+    return "undecided", counts
+
+
+def error_alignment_coupling(p: Panel, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict:
     """Spearman's rank correlation over grid points between mean alignment and mean test error, with a
     member-bootstrap basic interval (the same resampled members for both)."""
     mean, _ = p.means()
-    err, _, te = _member_stats(test_error, p.snrs, p.ns)
+    err, _ = p.error_means()
     ok = np.isfinite(mean) & np.isfinite(err)
     if ok.sum() < 3:
         return dict(rho=np.nan, low=np.nan, high=np.nan, points=int(ok.sum()))
     rho = float(sps.spearmanr(mean[ok], err[ok])[0])
     rng = np.random.default_rng(seed)
-    idx = resample_members(rng, mean.shape + (n_boot,), p.S)  # (snr, n, B, S)
-    boot_a = bootstrap_pair_means(p.values, p.ia, p.ib, p.S, idx)  # (snr, n, B)
-    boot_e = np.take_along_axis(te[:, :, None, :], idx, axis=-1).mean(-1)
+    idx, slots = member_bootstrap(rng, mean.shape, n_boot, p.S, p.draw)  # (snr, n, B, S)
+    boot_a = bootstrap_pair_means(p.values, p.ia, p.ib, p.S, idx, slots)  # (snr, n, B)
+    boot_e = np.take_along_axis(p.test_error[:, :, None, :], idx, axis=-1).mean(-1)
     a, e = boot_a[ok].T, boot_e[ok].T  # (B, points)
     ra, re_ = sps.rankdata(a, axis=1), sps.rankdata(e, axis=1)
     ra -= ra.mean(1, keepdims=True)
     re_ -= re_.mean(1, keepdims=True)
-    samples = (ra * re_).sum(1) / np.sqrt((ra * ra).sum(1) * (re_ * re_).sum(1))
+    with np.errstate(invalid="ignore"):
+        samples = (ra * re_).sum(1) / np.sqrt((ra * ra).sum(1) * (re_ * re_).sum(1))
     q_lo, q_hi = np.nanquantile(samples, [(1 - level) / 2, (1 + level) / 2])
     # basic interval: resampling members adds noise to both means, which pulls the replicates'
     # rho towards 0; reflecting the percentiles about the estimate corrects that shift
@@ -278,81 +515,23 @@ def error_alignment_coupling(p: Panel, test_error: xr.DataArray, n_boot: int = 1
     return dict(rho=rho, low=float(lo), high=float(hi), points=int(ok.sum()))
 
 
-def coupling_residuals(alignment: np.ndarray, error: np.ndarray) -> np.ndarray:
-    """Alignment minus what the grid-wide monotone relation with test error predicts (isotonic
-    regression of alignment on error, rising or falling, whichever fits better)."""
-    from sklearn.isotonic import IsotonicRegression
-
-    fits = [IsotonicRegression(increasing=inc).fit(error, alignment).predict(error) for inc in (True, False)]
-    best = min(fits, key=lambda f: float(np.sum((alignment - f) ** 2)))
-    return alignment - best
-
-
-def equal_error_different_alignment(p: Panel, test_error: xr.DataArray, margin: float = 0.1,
-                                    alpha: float = ALPHA) -> list[dict]:
-    """Pairs of grid points with equivalent mean test error and alignments that differ beyond the coupling.
-
-    Equivalent: the (1 - 2 alpha) t interval (2 (S - 1) df) of the difference of mean test errors
-    lies within +- margin x the two points' mean error (two one-sided tests). Different: the
-    difference of the points' alignment residuals (alignment minus the isotonic fit of alignment on
-    test error over the grid, :func:`coupling_residuals`) is significant in a two-sided jackknife
-    t test, Holm-corrected across all equivalent pairs: two points whose errors differ by a few
-    per cent do not count merely because alignment follows error. Pairs without a sampling error
-    (fewer than 3 members, or identical pair values) are not tested. Returns the surviving pairs,
-    largest alignment gap first.
-    """
-    mean, se = p.means()
-    err, err_var, _ = _member_stats(test_error, p.snrs, p.ns)
-    points = [(i, j) for i in range(len(p.snrs)) for j in range(len(p.ns))
-              if np.isfinite(mean[i, j]) and np.isfinite(err[i, j]) and np.isfinite(se[i, j])]
-    if len(points) < 3 or p.S < 3:
-        return []
-    a = np.array([mean[q] for q in points])
-    s = np.array([se[q] for q in points])
-    e = np.array([err[q] for q in points])
-    ev = np.array([err_var[q] for q in points])
-    resid = coupling_residuals(a, e)
-    g, h = np.triu_indices(len(points), 1)
-    diff_e, se_e = e[g] - e[h], np.sqrt(ev[g] + ev[h])
-    df = 2 * (p.S - 1)
-    equivalent = np.abs(diff_e) + sps.t.ppf(1 - alpha, df) * se_e <= margin * 0.5 * (e[g] + e[h])
-    g, h = g[equivalent], h[equivalent]
-    se_gap = np.sqrt(s[g] ** 2 + s[h] ** 2)
-    testable = se_gap > 0
-    g, h, se_gap = g[testable], h[testable], se_gap[testable]
-    if len(g) == 0:
-        return []
-    tstat = (resid[g] - resid[h]) / se_gap
-    q = holm(2 * sps.t.sf(np.abs(tstat), df))
-    gap = a[g] - a[h]
-    rows = []
-    for k in np.argsort(-np.abs(gap)):
-        if not q[k] < alpha:
-            continue
-        lo, hi = (g[k], h[k]) if a[g[k]] < a[h[k]] else (h[k], g[k])
-        rows.append(dict(low=(float(p.snrs[points[lo][0]]), int(p.ns[points[lo][1]])),
-                         high=(float(p.snrs[points[hi][0]]), int(p.ns[points[hi][1]])),
-                         gap=float(abs(gap[k])), p_holm=float(q[k]), error_low=float(e[lo]), error_high=float(e[hi]),
-                         alignment_low=float(a[lo]), alignment_high=float(a[hi])))
-    return rows
-
-
-def decoupling(p: Panel, test_error: xr.DataArray, margin: float = 0.1, alpha: float = ALPHA) -> dict:
-    """Claim 4 for one panel: the call, the coupling and the decoupled pairs."""
-    coupling = error_alignment_coupling(p, test_error)
-    pairs = equal_error_different_alignment(p, test_error, margin, alpha)
-    call = "holds" if pairs else "undecided"
+def decoupling(p: Panel, alpha: float = ALPHA) -> dict:
+    """Claim 4 for one panel: the call from the grid-step tests, with the coupling described."""
+    steps = grid_step_tests(p, alpha)
+    call, why = claim4_cell(steps)
+    coupling = error_alignment_coupling(p)
     rho = f"Spearman rho(alignment, test error) = {coupling['rho']:.2f} [{coupling['low']:.2f}, {coupling['high']:.2f}]"
-    if pairs:
-        top = pairs[0]
-        detail = (f"{len(pairs)} pair(s) of grid points with equivalent test error (margin {margin:.0%}) and "
-                  f"alignment different beyond its monotone relation with error (Holm p < {alpha:g}); largest: (SNR {top['low'][0]:g}, n {top['low'][1]}) "
-                  f"vs (SNR {top['high'][0]:g}, n {top['high'][1]}): error {top['error_low']:.3g} vs "
-                  f"{top['error_high']:.3g}, alignment {top['alignment_low']:.3f} vs {top['alignment_high']:.3f}; {rho}")
-    else:
-        detail = (f"no pair with equivalent test error whose alignments differ beyond their monotone relation "
-                  f"with error; {rho}")
+    decoupled = sorted((s for s in steps if s["kind"] == "decoupled"), key=lambda s: -abs(s["alignment_change"]))
+    top = ""
+    if decoupled:
+        s = decoupled[0]
+        top = (f"; largest decoupled step: (SNR {s['snr_from']:g}, n {s['n_from']}) -> (SNR {s['snr_to']:g}, "
+               f"n {s['n_to']}): alignment {s['alignment_change']:+.3f}, test error {s['error_change']:+.3g}")
+    kinds = [s["kind"] for s in steps]
     return dict(claim=4, metric=p.metric, layer=p.layer, snr="all", n="all", call=call,
                 statistic="Spearman rho(alignment, test error)", estimate=coupling["rho"], ci_low=coupling["low"],
-                ci_high=coupling["high"], p_value=min((r["p_holm"] for r in pairs), default=np.nan),
-                members=p.S, decoupled_pairs=len(pairs), detail=detail, pairs=pairs)
+                ci_high=coupling["high"],
+                p_value=min((min(s["alignment_p_holm"], s["error_p_holm"]) for s in decoupled), default=np.nan),
+                members=p.S, steps=len(steps), error_steps=sum(k in ("decoupled", "coupled", "error only") for k in kinds),
+                decoupled_steps=kinds.count("decoupled"), coupled_steps=kinds.count("coupled"),
+                detail=f"{why}{top}; {rho}", step_tests=steps)

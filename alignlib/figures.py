@@ -87,8 +87,9 @@ def _snr_colors(snrs):
 
 def _mark_thresholds(ax, ds, snrs, colors):
     """Per SNR, in its colour along the bottom of the panel: the interpolation threshold's interval
-    (a bar from its low to its high end; open ends reach the panel's edge) and the test-error
-    peak (a triangle), both from ``ds`` (alignlib.threshold.task_thresholds)."""
+    (a bar from its low to its high end; open ends reach the panel's edge) and, where test error
+    has a significant interior maximum, its peak (a triangle), both from ``ds``
+    (alignlib.threshold.task_thresholds; ``test_error_peak`` is NaN where there is no peak)."""
     if "interpolation_threshold_low" not in ds:
         return
     trans = matplotlib.transforms.blended_transform_factory(ax.transData, ax.transAxes)
@@ -154,7 +155,7 @@ def _threshold_legend(ax, threshold, ds, theory):
         ax.axvline(threshold, color="0.3", ls=":", lw=1.2, label=f"n = {threshold:g} (d)")
     if ds is not None and "interpolation_threshold_low" in ds:
         ax.plot([], [], color="0.3", lw=2.5, label="interpolation threshold,\n95% interval (per SNR)")
-        ax.plot([], [], color="0.3", marker="v", ls="none", ms=5, label="test-error peak (per SNR)")
+        ax.plot([], [], color="0.3", marker="v", ls="none", ms=5, label="test-error peak (significant only)")
     if theory is not None:
         ax.plot([], [], color="0.3", ls="--", lw=1, label="theory")
     handles, labels = ax.get_legend_handles_labels()

@@ -12,6 +12,11 @@ independent: the unit of replication is the member. Here are
 * :func:`resample_members`: the member indices of bootstrap replicates, drawn
   independently per grid point (members at different grid points are independent
   draws: each has its own noise and initialisation);
+* :func:`member_bootstrap`: the same with several data draws (members nested in draws):
+  each replicate draws the data draws first (with replacement, shared by every grid point:
+  a draw's inputs, teacher and probes serve all its grid points), then members within each
+  drawn draw, independently per grid point; its ``slots`` say which pairs a replicate may form;
+* :func:`nested_mean_se`: a grid point's mean and standard error with members nested in draws;
 * :func:`holm`: Holm's step-down adjustment of p-values.
 
 All functions are vectorised over leading grid axes and over replicates.
@@ -21,8 +26,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["pair_index", "pair_matrix", "jackknife_pair_mean", "resample_members", "bootstrap_pair_means",
-           "holm"]
+__all__ = ["pair_index", "pair_matrix", "jackknife_pair_mean", "resample_members", "member_bootstrap",
+           "bootstrap_pair_means", "nested_mean_se", "nested_pair_mean", "draw_members", "holm"]
 
 
 def pair_index(seed_a, seed_b, seeds) -> tuple[np.ndarray, np.ndarray, int]:
@@ -74,11 +79,88 @@ def resample_members(rng: np.random.Generator, shape: tuple, S: int) -> np.ndarr
     return idx
 
 
-def bootstrap_pair_means(values: np.ndarray, ia: np.ndarray, ib: np.ndarray, S: int,
-                         idx: np.ndarray) -> np.ndarray:
-    """Mean over pairs after resampling members: values (..., P), idx (..., B, S) -> (..., B).
+def draw_members(draw, S: int) -> list[np.ndarray]:
+    """Member positions of each data draw (one draw of all S members when ``draw`` is None).
 
-    Replicate b averages M[idx_p, idx_q] over positions p != q that drew different members.
+    Draws must have equal sizes (every draw of a task has its ``seeds`` members)."""
+    if draw is None:
+        return [np.arange(S)]
+    draw = np.asarray(draw)
+    if draw.shape != (S,):
+        raise ValueError(f"draw labels: expected one per member ({S}), got shape {draw.shape}")
+    groups = [np.flatnonzero(draw == d) for d in np.unique(draw)]
+    if len({len(g) for g in groups}) > 1:
+        raise ValueError(f"data draws of unequal sizes {[len(g) for g in groups]}: every draw needs the same members")
+    return groups
+
+
+def member_bootstrap(rng: np.random.Generator, grid_shape: tuple, n_boot: int, S: int,
+                     draw=None) -> tuple[np.ndarray, np.ndarray]:
+    """Bootstrap member indices (*grid_shape, n_boot, S) and the slot of each position (S,).
+
+    One draw: :func:`resample_members` (slots all 0). K draws of m members each: replicate b
+    picks K draws with replacement (the same for every grid point), and slot k of it resamples
+    m members of its draw with replacement, independently per grid point. Pairs are formed
+    within a slot only (members of different draws saw different probes; a draw picked twice
+    gives two independent slots).
+    """
+    groups = draw_members(draw, S)
+    if len(groups) == 1:
+        return resample_members(rng, tuple(grid_shape) + (n_boot,), S), np.zeros(S, dtype=int)
+    K, m = len(groups), len(groups[0])
+    members = np.stack(groups)  # (K, m)
+    picked = rng.integers(0, K, size=(n_boot, K))  # draws of each replicate, shared by the grid
+    within = resample_members(rng, tuple(grid_shape) + (n_boot, K), m)  # (*grid, B, K, m)
+    idx = members[picked[..., None], within]  # (*grid, B, K, m) -> member positions
+    return idx.reshape(tuple(grid_shape) + (n_boot, K * m)), np.repeat(np.arange(K), m)
+
+
+def nested_mean_se(x: np.ndarray, draw=None) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard error over members (last axis) of a per-member quantity (a test error).
+
+    One draw: the mean and sd / sqrt(S). K draws: the mean of the draws' means, and
+    se^2 = max(s_b^2 / K, sum_k se_k^2 / K^2), s_b^2 the variance of the draw means: the two-stage
+    estimate when the draws differ more than their members' noise explains, never below the
+    members' own noise."""
+    x = np.asarray(x, dtype=np.float64)
+    groups = draw_members(draw, x.shape[-1])
+    parts = [(x[..., g].mean(-1), x[..., g].var(-1, ddof=1) / len(g)) for g in groups]
+    return _combine_draws([m for m, _ in parts], [v for _, v in parts])
+
+
+def _combine_draws(means: list, variances: list) -> tuple[np.ndarray, np.ndarray]:
+    if len(means) == 1:
+        return means[0], np.sqrt(variances[0])
+    m, v = np.stack(means), np.stack(variances)
+    K = len(means)
+    between = m.var(0, ddof=1) / K
+    within = v.sum(0) / K ** 2
+    return m.mean(0), np.sqrt(np.maximum(between, within))
+
+
+def nested_pair_mean(values: np.ndarray, ia: np.ndarray, ib: np.ndarray, S: int, draw=None):
+    """Mean over pairs and its standard error with members nested in draws: per draw the member
+    jackknife (:func:`jackknife_pair_mean`), combined as in :func:`nested_mean_se`."""
+    groups = draw_members(draw, S)
+    if len(groups) == 1:
+        return jackknife_pair_mean(values, ia, ib, S)
+    means, variances = [], []
+    for g in groups:
+        local = np.full(S, -1)
+        local[g] = np.arange(len(g))
+        mine = (local[ia] >= 0) & (local[ib] >= 0)
+        m, se = jackknife_pair_mean(np.asarray(values)[..., mine], local[ia[mine]], local[ib[mine]], len(g))
+        means.append(m)
+        variances.append(se ** 2)
+    return _combine_draws(means, variances)
+
+
+def bootstrap_pair_means(values: np.ndarray, ia: np.ndarray, ib: np.ndarray, S: int,
+                         idx: np.ndarray, slots=None) -> np.ndarray:
+    """Mean over pairs after resampling members: values (..., P), idx (..., B, S') -> (..., B).
+
+    Replicate b averages M[idx_p, idx_q] over positions p != q that drew different members
+    (and, with ``slots`` from :func:`member_bootstrap`, lie in the same slot).
     """
     m = pair_matrix(values, ia, ib, S)  # (..., S, S)
     m = np.where(np.isnan(m), 0.0, m) if np.isfinite(values).all() else m
@@ -89,6 +171,9 @@ def bootstrap_pair_means(values: np.ndarray, ia: np.ndarray, ib: np.ndarray, S: 
     g = np.arange(flat_m.shape[0])[:, None, None, None]
     sub = flat_m[g, flat_idx[:, :, :, None], flat_idx[:, :, None, :]]  # (G, B, S, S)
     keep = flat_idx[:, :, :, None] != flat_idx[:, :, None, :]
+    if slots is not None:
+        slots = np.asarray(slots)
+        keep = keep & (slots[:, None] == slots[None, :])
     sums = np.where(keep, sub, 0.0).sum((-1, -2))
     means = sums / keep.sum((-1, -2))
     if not np.isfinite(values).all():

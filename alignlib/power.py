@@ -15,8 +15,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .claims import minimum_near_threshold, panel
-from .threshold import task_thresholds
+from .claims import Criteria, minimum_near_threshold, panel
 
 
 def member_subset(table: xr.Dataset, seeds) -> xr.Dataset:
@@ -28,9 +27,10 @@ def member_subset(table: xr.Dataset, seeds) -> xr.Dataset:
 
 
 def claim2_cells(table: xr.Dataset, metric: str, layer: str, tol: float, n_boot: int = 400, seed: int = 0) -> pd.DataFrame:
-    """Claim 2's per-SNR rows (alignlib.claims.minimum_near_threshold) on this table, thresholds included."""
-    thresholds = task_thresholds(table, tol, n_boot=n_boot)
-    return pd.DataFrame(minimum_near_threshold(panel(table, metric, layer), thresholds, seed=seed, n_boot=n_boot))
+    """Claim 2's per-SNR rows (alignlib.claims.minimum_near_threshold) on this table: the subset's own
+    threshold, jointly bootstrapped with its curve."""
+    crit = Criteria(tol=tol, n_boot=n_boot, seed=seed)
+    return pd.DataFrame(minimum_near_threshold(panel(table, metric, layer), crit))
 
 
 def interval_ratio(low, high) -> np.ndarray:
@@ -63,6 +63,7 @@ def claim2_power(table: xr.Dataset, metric: str, layer: str, tol: float, members
                 dip=float(np.nanmedian(group.estimate)),
                 n_min=float(np.nanmedian(group.n_min)),
                 n_min_ratio=float(np.nanmedian(interval_ratio(group.ci_low, group.ci_high))),
+                r=float(np.nanmedian(group.r)), r_width=float(np.nanmedian(group.r_high - group.r_low)),
                 threshold_low=float(np.nanmedian(group.threshold_low)),
                 threshold_high=float(np.nanmedian(group.threshold_high)),
             ))

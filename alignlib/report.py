@@ -71,7 +71,7 @@ def per_metric_table(verdicts: pd.DataFrame, layer_kind: str = "hidden") -> str:
 
 
 def threshold_table(tables: dict) -> str:
-    lines = ["| task | SNR | interpolation threshold [95% interval] | test-error peak [95% interval] |",
+    lines = ["| task | SNR | interpolation threshold [95% interval] | test-error peak: significant interior maximum [95% interval] |",
              "|---|---:|---|---|"]
 
     def fmt(v, edge):
@@ -87,9 +87,11 @@ def threshold_table(tables: dict) -> str:
             else:
                 a = f"below the grid (n < {int(t['n'].min())})"
             peak = float(th["test_error_peak"])
-            b = f"{peak:g} [{float(th['test_error_peak_low']):g}, {float(th['test_error_peak_high']):g}]"
-            if int(th["test_error_peak_at_edge"]):
-                b += " (grid edge)"
+            q = float(th["test_error_peak_p"]) if "test_error_peak_p" in th else np.nan
+            if np.isfinite(peak):
+                b = f"{peak:g} [{float(th['test_error_peak_low']):g}, {float(th['test_error_peak_high']):g}] (Holm p {q:.2g})"
+            else:
+                b = f"no peak (Holm p {q:.2g})" if np.isfinite(q) else "no peak"
             lines.append(f"| `{task}` | {snr:g} | {a} | {b} |")
     return "\n".join(lines)
 

@@ -17,8 +17,9 @@ grid the threshold lies between that n and the next grid point, so its interval 
 least that gap; the bootstrap over members (resampled independently per grid point)
 widens it where the quorum is close.
 
-The second, independent estimate is the location of the test-error peak (double descent):
-the n maximising the mean clean test error, with a member-bootstrap interval.
+The second, independent estimate is the location of the test-error peak (double descent),
+reported only where the mean clean test error has a significant interior local maximum
+(:func:`double_descent_peak`), with a member-bootstrap interval.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from .members import resample_members
+from .members import holm, member_bootstrap, nested_mean_se
 
 
 def noise_fit_definition(noise: str, target: str) -> str:
@@ -77,6 +78,13 @@ def _to_n(ns: np.ndarray, pos: np.ndarray) -> np.ndarray:
     return np.where(inside, ns[np.clip(pos, 0, len(ns) - 1)], np.nan).astype(float)
 
 
+def _draw_of(da: xr.DataArray):
+    """Each member's data draw (coordinate ``draw`` of ``seed``), or None with a single draw."""
+    if "draw" in da.coords and da["draw"].dims == ("seed",) and len(np.unique(da["draw"].values)) > 1:
+        return da["draw"].values
+    return None
+
+
 def threshold_with_interval(noise_fit: xr.DataArray, tol: float, *, quorum: float = 0.5, n_boot: int = 1000,
                             level: float = 0.95, seed: int = 0) -> xr.Dataset:
     """``interpolation_threshold(snr)`` with its member-bootstrap interval.
@@ -85,14 +93,15 @@ def threshold_with_interval(noise_fit: xr.DataArray, tol: float, *, quorum: floa
     and ``interpolation_threshold_low`` / ``_high``: the lower ``level`` percentile of the
     bootstrap threshold and the upper percentile of the bootstrap first non-interpolating n,
     never narrower than [threshold, first non-interpolating n]. NaN bounds lie outside the grid
-    (low: below the smallest n; high: beyond the largest n).
+    (low: below the smallest n; high: beyond the largest n). With several data draws (coordinate
+    ``draw`` of ``seed``) the bootstrap resamples draws, then members (alignlib.members).
     """
     nf = noise_fit.transpose("snr", "n", "seed").sortby("n")
     ns, snrs = nf["n"].values, nf["snr"].values
     ok = np.asarray(nf.values <= tol, dtype=float)  # NaN noise_fit (e.g. diverged) never interpolates
     S = ok.shape[-1]
     pos = _prefix_position(ok.mean(-1) >= quorum)
-    idx = resample_members(np.random.default_rng(seed), (len(snrs), len(ns), n_boot), S)  # (snr, n, B, S)
+    idx, _ = member_bootstrap(np.random.default_rng(seed), (len(snrs), len(ns)), n_boot, S, _draw_of(nf))
     boot_ok = np.take_along_axis(ok[:, :, None, :], idx, axis=-1).mean(-1) >= quorum  # (snr, n, B)
     boot_pos = _prefix_position(np.moveaxis(boot_ok, -1, 1))  # (snr, B)
     lo, hi = _grid_interval(boot_pos, boot_pos + 1, level)
@@ -115,33 +124,91 @@ def threshold_with_interval(noise_fit: xr.DataArray, tol: float, *, quorum: floa
     return out
 
 
-def double_descent_peak(test_error: xr.DataArray, *, n_boot: int = 1000, level: float = 0.95, seed: int = 1) -> xr.Dataset:
-    """Per SNR, the n maximising the mean clean test error (double descent), with a member-bootstrap interval.
+def peak_prominence(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Prominence of the most prominent interior local maximum along the last axis, and its (grid) position.
 
-    ``test_error_peak_at_edge`` is 1 where the maximum sits at the first or last n of the
-    grid (then it is not a peak inside the grid). NaN test errors are ignored in the means.
+    P_k = min(m_k - min_{j<k} m_j, m_k - min_{j>k} m_j) for interior k: how far the curve falls
+    on both sides of k; P = max_k P_k (negative when no interior point lies above a point on
+    each side). NaN points never count."""
+    x = np.where(np.isfinite(curves), curves, np.nan)
+    left = np.fmin.accumulate(np.where(np.isnan(x), np.inf, x), axis=-1)[..., :-2]
+    right = np.flip(np.fmin.accumulate(np.flip(np.where(np.isnan(x), np.inf, x), -1), axis=-1), -1)[..., 2:]
+    inner = x[..., 1:-1]
+    prom = np.minimum(inner - left, inner - right)
+    prom = np.where(np.isfinite(prom), prom, -np.inf)
+    k = np.argmax(prom, axis=-1)
+    return np.take_along_axis(prom, k[..., None], -1)[..., 0], k + 1
+
+
+def _one_sided_prominence(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """max over interior k of the fall to the right (z_k - min_{j>k} z_j) and to the left."""
+    right = np.flip(np.minimum.accumulate(np.flip(z, -1), axis=-1), -1)[..., 2:]
+    left = np.minimum.accumulate(z, axis=-1)[..., :-2]
+    inner = z[..., 1:-1]
+    return np.nanmax(inner - right, axis=-1), np.nanmax(inner - left, axis=-1)
+
+
+def peak_test(mean: np.ndarray, se: np.ndarray, rng: np.random.Generator, n_null: int = 4000) -> tuple[float, int, float]:
+    """(P, grid position of the peak, one-sided p) of an interior local maximum of one curve.
+
+    Statistic: :func:`peak_prominence`. Null: the least favourable curve without an interior
+    maximum. For a rising curve P_k is at most the fall to the right of k, reached when the first
+    point lies far below and the rest is flat; for a falling one, the fall to the left (the last
+    point far below). With the observed per-point errors (z ~ N(0, se_k^2)) the p is the larger of
+    the two, so the test keeps its level on every monotone curve, including one that falls and
+    levels off (a flat null would not). NaN p with fewer than 3 finite points, a missing point, or
+    no sampling error."""
+    mean, se = np.asarray(mean, float), np.asarray(se, float)
+    ok = np.isfinite(mean) & np.isfinite(se)
+    if len(mean) < 3 or not ok.all() or not (se > 0).any():
+        return np.nan, -1, np.nan
+    P, k = peak_prominence(mean)
+    z = rng.standard_normal((n_null, len(mean))) * se
+    rising, falling = _one_sided_prominence(z)
+    p = max(float((1 + np.sum(null >= P)) / (1 + n_null)) for null in (rising, falling))
+    return float(P), int(k), p
+
+
+def double_descent_peak(test_error: xr.DataArray, *, n_boot: int = 1000, level: float = 0.95, seed: int = 1,
+                        alpha: float = 0.05) -> xr.Dataset:
+    """Per SNR, a double-descent peak of the mean clean test error over n, reported only when it is
+    a significant interior local maximum.
+
+    :func:`peak_test` on the members' mean test error (standard error over members; with data
+    draws the two-stage one, alignlib.members.nested_mean_se), Holm across SNRs. Where the peak is
+    significant, ``test_error_peak`` is its n with a member-bootstrap interval (the replicates'
+    most prominent interior maximum); elsewhere NaN ("no peak"). ``test_error_peak_p`` holds the
+    Holm-adjusted p and ``test_error_peak_prominence`` the statistic, for every SNR.
     """
     te = test_error.transpose("snr", "n", "seed").sortby("n")
     ns, snrs = te["n"].values, te["snr"].values
-    values = te.values
+    values = te.values.astype(np.float64)
     S = values.shape[-1]
-    mean = np.nanmean(values, -1)
+    draw = _draw_of(te)
+    mean, se = nested_mean_se(values, draw)
     rng = np.random.default_rng(seed)
-    idx = resample_members(rng, (len(snrs), len(ns), n_boot), S)
+    tests = [peak_test(mean[i], se[i], rng) for i in range(len(snrs))]
+    q = holm([t[2] for t in tests])
+    idx, _ = member_bootstrap(rng, (len(snrs), len(ns)), n_boot, S, draw)
     boot = np.nanmean(np.take_along_axis(values[:, :, None, :], idx, axis=-1), -1)  # (snr, n, B)
-    finite = np.isfinite(mean).any(-1)
-    pos = np.where(finite, np.argmax(np.where(np.isfinite(mean), mean, -np.inf), -1), -1)
-    boot_pos = np.argmax(np.where(np.isfinite(boot), boot, -np.inf), axis=1)  # (snr, B)
+    _, boot_pos = peak_prominence(np.moveaxis(boot, -1, 1))  # (snr, B)
     lo, hi = _grid_interval(boot_pos, boot_pos, level)
+    significant = np.array([np.isfinite(qi) and qi < alpha for qi in q])
+    pos = np.array([t[1] for t in tests])
     out = xr.Dataset(
-        {"test_error_peak": ("snr", np.where(finite, _to_n(ns, pos), np.nan)),
-         "test_error_peak_low": ("snr", np.where(finite, _to_n(ns, lo), np.nan)),
-         "test_error_peak_high": ("snr", np.where(finite, _to_n(ns, hi), np.nan)),
-         "test_error_peak_at_edge": ("snr", ((pos == 0) | (pos == len(ns) - 1)).astype(np.int8))},
+        {"test_error_peak": ("snr", np.where(significant, _to_n(ns, pos), np.nan)),
+         "test_error_peak_low": ("snr", np.where(significant, _to_n(ns, lo), np.nan)),
+         "test_error_peak_high": ("snr", np.where(significant, _to_n(ns, hi), np.nan)),
+         "test_error_peak_p": ("snr", q),
+         "test_error_peak_prominence": ("snr", np.array([t[0] for t in tests]))},
         coords={"snr": snrs})
     out["test_error_peak"].attrs["definition"] = (
-        "n maximising the mean clean test error over members (double descent); interval: "
-        f"{level:.0%} member bootstrap ({n_boot} replicates)")
+        "n of a significant interior local maximum of the mean clean test error over members (double descent): "
+        f"prominence against a flat curve with the members' errors, Holm across SNRs at {alpha:g}; NaN: no "
+        f"peak. Interval: {level:.0%} member bootstrap ({n_boot} replicates)")
+    out["test_error_peak_p"].attrs["definition"] = "Holm-adjusted p of the test-error peak's prominence"
+    out["test_error_peak_prominence"].attrs["definition"] = (
+        "max over interior n of min(fall to the lowest point on the left, fall to the lowest point on the right)")
     return out
 
 
@@ -171,6 +238,8 @@ def task_thresholds(table: xr.Dataset, tol: float, *, quorum: float = 0.5, n_boo
     """The threshold and the test-error peak of a task's table, with intervals and definitions."""
     out = threshold_with_interval(noise_fit_of(table), tol, quorum=quorum, n_boot=n_boot, level=level)
     out = out.merge(double_descent_peak(table["test_error"], n_boot=n_boot, level=level))
+    out.attrs["interpolation_tol"] = float(tol)
+    out.attrs["interpolation_quorum"] = float(quorum)
     out.attrs["noise_fit_definition"] = noise_fit_definition(table.attrs.get("noise", ""), table.attrs.get("target", ""))
     return out
 

@@ -1,22 +1,20 @@
 """From the per-cell claim tests (alignlib.claims) to one verdict per claim and task.
 
-A verdict is ``holds``, ``fails`` or ``undecided`` (with the reason), for
+A verdict is ``holds``, ``fails`` or ``undecided`` (with the reason). Every claim's cells
+(claim 1: each n; claim 2: each SNR; claim 4: the whole grid; claim 3: each task's headline
+verdict of claims 1 and 2 within a group of tasks) are turned into a verdict by one rule,
+:func:`aggregate`, fixed in advance (docs/methods.md):
 
-* claim 1 (alignment rises with SNR): ``fails`` when alignment decreases significantly with
-  SNR at some n; ``holds`` when no n decreases and more than half of the n increase
-  significantly (Holm across n); else ``undecided`` (most n flat). The flat n are named.
-* claim 2 (minimum near the interpolation threshold): per SNR ``holds`` / ``fails`` /
-  ``undecided`` (alignlib.claims.minimum_near_threshold); the task ``holds`` when it holds
-  at a majority of its SNRs, ``fails`` when more SNRs fail than hold, else ``undecided``.
-* claim 4 (stronger alignment does not mean lower test error): ``holds`` when some pair of
-  grid points has equivalent test errors and significantly different alignment; always
-  reported with the rank correlation between alignment and test error over the grid.
+* ``holds`` when the claim holds at more than half of the decided cells and fails at none;
+* ``fails`` when it fails at more than half of the decided cells;
+* ``undecided`` otherwise, and when no cell is decided.
 
 The headline verdict of a task uses its primary metric (:func:`primary_metric`) at the
 layer the paper is about (the first hidden layer; the end-to-end map for
-``cosine_end_to_end``); every other informative (metric, layer) gets its own row, and the
-headline lists the metrics whose verdict agrees. Cells a metric cannot inform (NaN with
-``alignment_note``) are reported as ``excluded`` with the note, never as evidence.
+``cosine_end_to_end``); every other informative (metric, layer) gets its own row. The
+metrics whose verdict agrees are listed as a description, not as corroboration (they are
+functions of the same members). Cells a metric cannot inform (NaN with ``alignment_note``)
+are reported as ``excluded`` with the note, never as evidence.
 """
 
 from __future__ import annotations
@@ -24,13 +22,40 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import xarray as xr
+from scipy import stats as sps
 
-from .claims import ALPHA, decoupling, increases_with_snr, minimum_near_threshold, panel
+from .members import holm
+
+from .claims import ALPHA, Criteria, decoupling, increases_with_snr, minimum_near_threshold, panel
 from .taskspec import END_TO_END_METRICS
 
 CLAIM3 = "claims 1 and 2 hold for linear and nonlinear networks, regression and classification, synthetic and real data"
-CLAIMS = {1: "alignment increases with SNR", 2: "alignment minimal near the interpolation threshold",
-          4: "equal test error, different alignment"}
+CLAIMS = {1: "alignment increases monotonically with SNR", 2: "alignment minimal near the interpolation threshold",
+          4: "higher alignment does not imply lower test error"}
+CELL_OF = {1: "n", 2: "SNR", 3: "task and claim", 4: "grid"}
+
+
+def aggregate(calls) -> str:
+    """The one rule from cells to a verdict: holds at a majority of the decided cells and fails at
+    none -> ``holds``; fails at a majority of the decided cells -> ``fails``; else ``undecided``."""
+    calls = list(calls)
+    unknown = set(calls) - {"holds", "fails", "undecided"}
+    if unknown:
+        raise ValueError(f"cell calls must be holds/fails/undecided, got {sorted(unknown)}")
+    held, failed = calls.count("holds"), calls.count("fails")
+    decided = held + failed
+    if decided and held > decided / 2 and failed == 0:
+        return "holds"
+    if decided and failed > decided / 2:
+        return "fails"
+    return "undecided"
+
+
+def aggregate_summary(calls, labels, unit: str) -> str:
+    """One line naming the cells that hold, fail and stay undecided."""
+    groups = {c: [str(lab) for lab, call in zip(labels, calls) if call == c] for c in ("holds", "fails", "undecided")}
+    parts = [f"{c} at {len(v)} {unit}" + (f" ({', '.join(v)})" if v and c != "holds" else "") for c, v in groups.items() if v]
+    return f"{len([c for c in calls if c != 'undecided'])}/{len(calls)} {unit} decided: " + "; ".join(parts)
 
 
 def hidden_layers(ds: xr.Dataset) -> list[str]:
@@ -70,67 +95,73 @@ def primary_metric(ds: xr.Dataset, requested: str | None = None) -> tuple[str, s
 
 
 def claim1_verdict(rows: list[dict]) -> tuple[str, str, float]:
-    calls = {r["n"]: r["call"] for r in rows}
-    decided = [n for n, c in calls.items() if c != "undecided"]
-    inc = [n for n in decided if calls[n] == "increases"]
-    dec = [n for n in decided if calls[n] == "decreases"]
-    flat = [n for n in decided if calls[n] == "flat"]
-    frac = len(inc) / len(decided) if decided else np.nan
-    summary = (f"increases at {len(inc)}/{len(decided)} n" + (f"; flat at n = {flat}" if flat else "")
-               + (f"; DECREASES at n = {dec}" if dec else ""))
-    if not decided:
-        return "undecided", "fewer than 3 SNRs with finite alignment at every n", frac
-    if dec:
-        return "fails", summary, frac
-    if len(inc) > len(decided) / 2:
-        return "holds", summary, frac
-    return "undecided", summary + " (most n flat)", frac
+    """Claim 1 from its cells (one per n): the verdict, its summary and the fraction of n that hold."""
+    calls = [r["call"] for r in rows]
+    frac = calls.count("holds") / len(calls) if calls else np.nan
+    return aggregate(calls), aggregate_summary(calls, [f"n={r['n']}" for r in rows], "n"), frac
+
+
+def _location(r) -> str:
+    if not np.isfinite(r.get("r", np.nan)) and not np.isfinite(r.get("r_low", np.nan)):
+        return f"SNR {r['snr']:g}: {r['call']}"
+    return (f"SNR {r['snr']:g}: {r['call']}, r {r['r']:.2f} [{r['r_low']:.2f}, {r['r_high']:.2f}], "
+            f"shape at t {r.get('shape_at_threshold', '?')}")
 
 
 def claim2_verdict(rows: list[dict]) -> tuple[str, str, float]:
+    """Claim 2 from its cells (one per SNR)."""
     calls = [r["call"] for r in rows]
-    k_hold, k_fail = calls.count("holds"), calls.count("fails")
-    frac = k_hold / len(calls) if calls else np.nan
-    parts = [f"SNR {r['snr']:g}: {r['call']}" + (f" (n_min {r['n_min']:g} [{r['ci_low']:g}, {r['ci_high']:g}])"
-                                                  if np.isfinite(r.get("n_min", np.nan)) else "")
-             for r in rows]
-    summary = f"holds at {k_hold}/{len(calls)} SNRs, fails at {k_fail}; " + "; ".join(parts)
-    if k_hold > len(calls) / 2:
-        return "holds", summary, frac
-    if k_fail > k_hold:
-        return "fails", summary, frac
-    return "undecided", summary, frac
+    frac = calls.count("holds") / len(calls) if calls else np.nan
+    summary = aggregate_summary(calls, [f"SNR {r['snr']:g}" for r in rows], "SNRs")
+    return aggregate(calls), summary + "; " + "; ".join(_location(r) for r in rows), frac
 
 
-def panel_results(ds: xr.Dataset, thresholds: xr.Dataset, metric: str, layer: str, alpha: float = ALPHA) -> dict:
+def claim4_verdict(cell: dict) -> tuple[str, str, float]:
+    """Claim 4 from its one cell (the grid)."""
+    return aggregate([cell["call"]]), cell["detail"], cell["estimate"]
+
+
+def panel_results(ds: xr.Dataset, metric: str, layer: str, crit: Criteria | None = None) -> dict:
     """Every claim's per-cell rows and its verdict for one (metric, layer)."""
+    crit = crit or Criteria()
     p = panel(ds, metric, layer)
-    c1 = increases_with_snr(p, alpha)
-    c2 = minimum_near_threshold(p, thresholds, alpha)
-    c4 = decoupling(p, ds["test_error"], alpha=alpha)
-    return {1: (c1, *claim1_verdict(c1)), 2: (c2, *claim2_verdict(c2)), 4: ([c4], c4["call"], c4["detail"], c4["estimate"])}
+    c1 = increases_with_snr(p, crit.alpha)
+    c2 = minimum_near_threshold(p, crit)
+    c4 = decoupling(p, crit.alpha)
+    return {1: (c1, *claim1_verdict(c1)), 2: (c2, *claim2_verdict(c2)), 4: ([c4], *claim4_verdict(c4))}
 
 
-def task_verdicts(ds: xr.Dataset, thresholds: xr.Dataset, requested_metric: str | None = None,
-                  alpha: float = ALPHA) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _cell_rows(task: str, claim: int, cells: list[dict]) -> list[dict]:
+    """summary.csv rows of one claim's cells (claim 4: its grid cell, then one row per step test)."""
+    rows = []
+    for cell in cells:
+        rows.append({"task": task, "claim": claim, "claim_text": CLAIMS[claim], "level": "cell",
+                     **{k: v for k, v in cell.items() if k not in ("claim", "step_tests")}})
+        for step in cell.get("step_tests", []):
+            rows.append({"task": task, "claim": claim, "claim_text": CLAIMS[claim], "level": "step",
+                         "metric": cell["metric"], "layer": cell["layer"], "call": step["kind"], **step})
+    return rows
+
+
+def task_verdicts(ds: xr.Dataset, crit: Criteria | None = None, requested_metric: str | None = None
+                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(verdicts, summary) frames of one task: headline and per-metric verdicts, and every per-cell row."""
+    crit = crit or Criteria()
     task = ds.attrs.get("task", "")
     head_metric, head_layer = primary_metric(ds, requested_metric)
     results, excluded = {}, []
     for metric, layer, ok, note in panels_of(ds):
         if ok:
-            results[(metric, layer)] = panel_results(ds, thresholds, metric, layer, alpha)
+            results[(metric, layer)] = panel_results(ds, metric, layer, crit)
         elif note:
             excluded.append((metric, layer, note))
     verdict_rows, cell_rows = [], []
     for (metric, layer), res in results.items():
         for claim, (cells, verdict, detail, estimate) in res.items():
-            for cell in cells:
-                cell_rows.append({"task": task, "claim": claim, "claim_text": CLAIMS[claim],
-                                  **{k: v for k, v in cell.items() if k not in ("claim", "pairs")}})
-            verdict_rows.append(_verdict_row(task, claim, "metric", metric, layer, verdict, detail, estimate,
-                                             cells, ds.sizes["seed"]))
-            verdict_rows[-1]["below_chance"] = below_chance(ds, metric, layer)
+            cell_rows += _cell_rows(task, claim, cells)
+            row = verdict_row(task, claim, metric, layer, verdict, detail, estimate, cells, crit)
+            row.update(members=ds.sizes["seed"], below_chance=below_chance(ds, metric, layer))
+            verdict_rows.append(row)
     for metric, layer, note in excluded:
         for claim in CLAIMS:
             verdict_rows.append(dict(task=task, claim=claim, claim_text=CLAIMS[claim], level="metric", metric=metric,
@@ -144,8 +175,10 @@ def task_verdicts(ds: xr.Dataset, thresholds: xr.Dataset, requested_metric: str 
                       & (frame.layer.isin(hidden) | frame.metric.isin(END_TO_END_METRICS))]
         agree = sorted(f"{m}" for m, v in zip(peers.metric, peers.verdict) if v == mine.verdict)
         heads.append(dict(mine.to_dict(), level="headline",
-                          metrics_agree=f"{len(agree)}/{len(peers)}: " + " ".join(agree)))
+                          metrics_agree=f"{len(agree)}/{len(peers)} (description, not corroboration): "
+                                        + " ".join(agree)))
     out = pd.concat([pd.DataFrame(heads), frame], ignore_index=True)
+    out["data_draws"] = int(ds.attrs.get("data_draws", 1))
     if ds.attrs.get("diverged_note"):  # members excluded after diverging: every verdict says so
         out["detail"] = f"[{ds.attrs['diverged_note']}] " + out["detail"].astype(str)
     return out, pd.DataFrame(cell_rows)
@@ -162,25 +195,43 @@ def below_chance(ds: xr.Dataset, metric: str, layer: str) -> float:
     return float((mean <= hi).where(both, False).sum()) if bool(both.any()) else np.nan
 
 
-def _verdict_row(task, claim, level, metric, layer, verdict, detail, estimate, cells, members):
-    row = dict(task=task, claim=claim, claim_text=CLAIMS[claim], level=level, metric=metric, layer=layer,
-               verdict=verdict, members=members, detail=detail)
+def _claim2_cells_text(cells: list[dict]) -> str:
+    return " | ".join(f"SNR {c['snr']:g}: r {c['r']:.3f} [{c['r_low']:.3f}, {c['r_high']:.3f}], "
+                      f"shape {c['shape_at_threshold']}, {c['call']}" for c in cells)
+
+
+def verdict_row(task: str, claim: int, metric: str, layer: str, verdict: str, detail: str, estimate: float,
+                cells: list[dict], crit: Criteria) -> dict:
+    """One row of verdicts.csv: the verdict with its statistic and the numbers behind it."""
+    row = dict(task=task, claim=claim, claim_text=CLAIMS[claim], level="metric", metric=metric, layer=layer,
+               verdict=verdict, detail=detail, cells=len(cells),
+               cells_holding=sum(c["call"] == "holds" for c in cells),
+               cells_failing=sum(c["call"] == "fails" for c in cells))
     if claim == 1:
-        row.update(statistic="fraction of n with a significant rise in SNR (Holm 5%)", estimate=estimate,
-                   p_value=max((c["p_holm"] for c in cells if c["call"] == "increases"), default=np.nan))
-    elif claim == 2:
-        row.update(statistic="fraction of SNRs with a significant dip whose n_min interval meets the threshold "
-                             "interval", estimate=estimate,
+        row.update(statistic="fraction of n where alignment rises with SNR (Holm) and falls at no SNR step (Holm)",
+                   estimate=estimate,
                    p_value=max((c["p_holm"] for c in cells if c["call"] == "holds"), default=np.nan))
+    elif claim == 2:
+        finite = [c for c in cells if np.isfinite(c.get("r", np.nan))]
+        row.update(statistic="fraction of SNRs with a significant dip whose r = log(n_min/t) lies in [-log c, log c] "
+                             f"({crit.location_level:.0%} joint member bootstrap)", estimate=estimate,
+                   p_value=max((c["p_holm"] for c in cells if c["call"] == "holds"), default=np.nan),
+                   near_factor=crit.near_factor, location_level=crit.location_level,
+                   r=float(np.median([c["r"] for c in finite])) if finite else np.nan,
+                   r_cells=_claim2_cells_text(cells))
     else:
         c = cells[0]
         row.update(statistic=c["statistic"], estimate=c["estimate"], ci_low=c["ci_low"], ci_high=c["ci_high"],
-                   p_value=c["p_value"])
+                   p_value=c["p_value"], steps=c["steps"], error_steps=c["error_steps"],
+                   decoupled_steps=c["decoupled_steps"], coupled_steps=c["coupled_steps"])
     return row
 
 
 VERDICT_COLUMNS = ["claim", "task", "level", "metric", "layer", "verdict", "statistic", "estimate", "ci_low",
-                   "ci_high", "p_value", "members", "metrics_agree", "detail", "claim_text",
+                   "ci_high", "p_value", "members", "data_draws", "cells", "cells_holding", "cells_failing",
+                   "near_factor", "location_level", "r", "r_cells",  # claim 2: r = log(n_min / t) per SNR
+                   "steps", "error_steps", "decoupled_steps", "coupled_steps",  # claim 4: the grid-step tests
+                   "metrics_agree", "detail", "claim_text",
                    "below_chance"]  # grid points where the mean alignment <= chance_hi (NaN: no chance level)
 
 
@@ -201,32 +252,35 @@ def no_value_rows(task: str, reason: str) -> pd.DataFrame:
                               detail=reason) for c, t in CLAIMS.items()])
 
 
-def all_verdicts(tables: dict, primary_metrics: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def all_verdicts(tables: dict, primary_metrics: dict | None = None, crit: Criteria | None = None
+                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Verdicts and per-cell rows of every task ({task: alignment table}), plus claim 3 across task
     groups; a task without any finite alignment gets explicit undecided rows instead of disappearing."""
     primary_metrics = primary_metrics or {}
-    return combine_task_results({task: task_result(task, table, primary_metrics.get(task))
+    return combine_task_results({task: task_result(task, table, primary_metrics.get(task), crit)
                                  for task, table in tables.items()})
 
 
-def task_result(task: str, table: xr.Dataset, primary_metric: str | None = None) -> dict:
+def task_result(task: str, table: xr.Dataset, primary_metric: str | None = None, crit: Criteria | None = None) -> dict:
     """One task's share of :func:`all_verdicts`: its verdict rows, its per-cell rows (None when the
     table has no finite value) and its claim-3 groups. The pipeline computes it per task, in
     parallel, and :func:`combine_task_results` stacks the tasks."""
     if not bool(np.isfinite(table["alignment"]).any()):
         verdicts, cells = no_value_rows(task, "no finite alignment value in this task's alignment.nc"), None
     else:
-        verdicts, cells = task_verdicts(table, table, primary_metric)
+        verdicts, cells = task_verdicts(table, crit, primary_metric)
     return {"verdicts": verdicts, "cells": cells, "groups": task_groups(table)}
 
 
 def combine_task_results(results: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(verdicts, summary) of all tasks from their :func:`task_result` ({task: result}, in config order)."""
     cells = [r["cells"] for r in results.values() if r["cells"] is not None]
+    cells = pd.concat(cells, ignore_index=True) if cells else pd.DataFrame()
     frame = pd.concat([r["verdicts"] for r in results.values()], ignore_index=True)
-    frame = pd.concat([frame, claim3_rows(frame, {t: r["groups"] for t, r in results.items()})],
+    groups = {t: r["groups"] for t, r in results.items()}
+    frame = pd.concat([frame, claim3_rows(frame, groups), group_comparison_rows(frame, cells, groups)],
                       ignore_index=True)
-    return tidy(frame), (pd.concat(cells, ignore_index=True) if cells else pd.DataFrame())
+    return tidy(frame), cells
 
 
 REAL_DATASETS = ("digits", "diabetes", "mnist", "cifar10")
@@ -241,42 +295,95 @@ def task_groups(table: xr.Dataset) -> dict:
             "data": "real" if table.attrs.get("dataset") in REAL_DATASETS else "synthetic"}
 
 
-def _combine(verdicts: list[str]) -> str:
-    if any(v == "fails" for v in verdicts):
-        return "fails"
-    if verdicts and all(v == "holds" for v in verdicts):
-        return "holds"
-    return "undecided"
-
-
 def claim3_rows(frame: pd.DataFrame, groups: dict) -> pd.DataFrame:
     """Claim 3: the picture of claims 1 and 2 holds across linear/nonlinear networks, regression/
     classification and synthetic/real data.
 
-    Per group (e.g. network = nonlinear): ``holds`` when claims 1 and 2 hold (headline verdicts) for
-    every task of the group, ``fails`` when one of them fails for some task, else ``undecided``; a
-    group without tasks is ``undecided``. The overall row (task ``all groups``) combines the groups
-    the same way. The tasks behind each cell are named in ``detail``.
+    Per group (e.g. network = nonlinear) the cells are its tasks' headline verdicts of claims 1
+    and 2, turned into the group's verdict by :func:`aggregate`; a group without tasks is
+    ``undecided``. The overall row (task ``all groups``) aggregates the six groups the same way.
+    The tasks behind each cell are named in ``detail``.
     """
     heads = frame[(frame["level"] == "headline") & frame["claim"].isin([1, 2])]
-    rows, group_verdicts = [], []
+    rows = []
     for axis, values in GROUP_AXES.items():
         for value in values:
             tasks = [t for t, g in groups.items() if g[axis] == value]
             mine = heads[heads["task"].isin(tasks)]
-            by_task = {t: {int(c): v for c, v in zip(mine[mine.task == t].claim, mine[mine.task == t].verdict)}
-                       for t in tasks}
-            parts = [f"{t}: claim 1 {v.get(1, '?')}, claim 2 {v.get(2, '?')}" for t, v in by_task.items()]
-            verdict = _combine([v for t in by_task.values() for v in t.values()]) if tasks else "undecided"
-            group_verdicts.append(verdict)
-            rows.append(dict(task=f"{axis} = {value}", claim=3, claim_text=CLAIM3, level="group", verdict=verdict,
-                             statistic="claims 1 and 2 (headline verdicts) for every task of the group",
-                             estimate=np.mean([v == "holds" for t in by_task.values() for v in t.values()])
-                             if tasks else np.nan,
-                             detail="; ".join(parts) if parts else "no task of this kind in the config"))
+            calls = [str(v) for v in mine.verdict]
+            labels = [f"{t} claim {int(c)}" for t, c in zip(mine.task, mine.claim)]
+            rows.append(dict(task=f"{axis} = {value}", claim=3, claim_text=CLAIM3, level="group",
+                             verdict=aggregate(calls), cells=len(calls), cells_holding=calls.count("holds"),
+                             cells_failing=calls.count("fails"),
+                             statistic="claims 1 and 2 (headline verdicts) of the group's tasks, aggregated",
+                             estimate=calls.count("holds") / len(calls) if calls else np.nan,
+                             detail=aggregate_summary(calls, labels, "task verdicts") if calls
+                             else "no task of this kind in the config"))
+    group_calls = [r["verdict"] for r in rows]
     rows.insert(0, dict(task="all groups", claim=3, claim_text=CLAIM3, level="headline",
-                        verdict=_combine(group_verdicts), statistic="every group's verdict",
+                        verdict=aggregate(group_calls), cells=len(group_calls),
+                        cells_holding=group_calls.count("holds"), cells_failing=group_calls.count("fails"),
+                        statistic="the groups' verdicts, aggregated",
                         detail="; ".join(f"{r['task']}: {r['verdict']}" for r in rows)))
+    return pd.DataFrame(rows)
+
+
+def _task_effects(frame: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
+    """Per task, on its headline panel: the mean claim-2 location r over its SNRs with finite intervals
+    and the mean claim-1 rise per SNR step over its n, each with a standard error from the cells'
+    intervals (normal approximation; cells at different grid points have independent members)."""
+    rows = []
+    if cells.empty:
+        return pd.DataFrame(columns=["task", "quantity", "value", "se"])
+    heads = frame[(frame["level"] == "headline") & frame["claim"].isin([1, 2])]
+    for task, claim, metric, layer in zip(heads.task, heads.claim, heads.metric, heads.layer):
+        mine = cells[(cells.task == task) & (cells.claim == claim) & (cells.metric == metric)
+                     & (cells.layer == layer) & (cells.get("level", "cell") == "cell")]
+        if claim == 2:
+            lo, hi, est = (mine[c].astype(float) for c in ("r_low", "r_high", "r"))
+            z = sps.norm.ppf(0.5 + float(mine["location_level"].iloc[0]) / 2) if len(mine) else np.nan
+            quantity = "claim 2: r = log(n_min / t)"
+        else:
+            lo, hi, est = (mine[c].astype(float) for c in ("ci_low", "ci_high", "estimate"))
+            z = sps.norm.ppf(0.975)
+            quantity = "claim 1: rise per SNR step"
+        ok = np.isfinite(lo) & np.isfinite(hi) & np.isfinite(est)
+        if ok.sum():
+            se = (hi[ok] - lo[ok]) / (2 * z)
+            rows.append(dict(task=task, quantity=quantity, value=float(est[ok].mean()),
+                             se=float(np.sqrt((se ** 2).sum()) / ok.sum())))
+    return pd.DataFrame(rows, columns=["task", "quantity", "value", "se"])
+
+
+def group_comparison_rows(frame: pd.DataFrame, cells: pd.DataFrame, groups: dict) -> pd.DataFrame:
+    """Claim 3 compares the groups of each axis: for the claim-2 location r and the claim-1 rise, the
+    mean over each group's tasks (:func:`_task_effects`) and a two-sided z test of their difference,
+    Holm across the comparisons. ``holds`` (the groups agree) when the difference is not significant,
+    ``fails`` when it is, ``undecided`` when a group has no estimate. A description of how alike the
+    groups are, beside the verdict of claim 3."""
+    effects = _task_effects(frame, cells)
+    rows, pvals = [], []
+    for axis, (g1, g2) in GROUP_AXES.items():
+        for quantity in sorted(set(effects.quantity)):
+            parts = []
+            for value in (g1, g2):
+                tasks = [t for t, g in groups.items() if g[axis] == value]
+                mine = effects[(effects.quantity == quantity) & effects.task.isin(tasks)]
+                parts.append((float(mine.value.mean()), float(np.sqrt((mine.se ** 2).sum()) / len(mine)), list(mine.task))
+                             if len(mine) else (np.nan, np.nan, []))
+            (m1, s1, t1), (m2, s2, t2) = parts
+            diff, se = m1 - m2, float(np.hypot(s1, s2))
+            p = float(2 * sps.norm.sf(abs(diff) / se)) if np.isfinite(diff) and se > 0 else np.nan
+            pvals.append(p)
+            rows.append(dict(task=f"{axis}: {g1} vs {g2}", claim=3, claim_text=CLAIM3, level="comparison",
+                             statistic=f"difference of group means, {quantity}", estimate=diff,
+                             ci_low=diff - 1.96 * se, ci_high=diff + 1.96 * se, p_value=p,
+                             detail=f"{g1}: {m1:.3g} (se {s1:.2g}; {', '.join(t1) or 'no task'}); "
+                                    f"{g2}: {m2:.3g} (se {s2:.2g}; {', '.join(t2) or 'no task'})"))
+    adjusted = holm(pvals)
+    for row, q in zip(rows, adjusted):
+        row["verdict"] = "undecided" if not np.isfinite(q) else ("fails" if q < ALPHA else "holds")
+        row["detail"] += f"; Holm p = {q:.3g}" if np.isfinite(q) else "; a group has no estimate"
     return pd.DataFrame(rows)
 
 
@@ -290,17 +397,18 @@ def write_csv(frame: pd.DataFrame, path) -> None:
 
 
 def decoupled_highlights(ds: xr.Dataset, alpha: float = ALPHA) -> dict:
-    """{metric: [((snr, n), (snr, n))]}: the decoupled pair with the largest alignment gap of each metric at
-    its plotted layer (alignlib.claims.equal_error_different_alignment), for the test-error figure."""
+    """{metric: [((snr, n), (snr, n))]}: the decoupled grid step with the largest alignment change of each
+    metric at its plotted layer (alignlib.claims.grid_step_tests), for the test-error figure."""
     from .alignment import primary_layer
-    from .claims import equal_error_different_alignment
+    from .claims import grid_step_tests
 
     out = {}
     for metric in [str(m) for m in ds["metric"].values]:
         layer = primary_layer(ds, metric)
         if not bool(np.isfinite(ds["alignment"].sel(metric=metric, layer=layer)).any()):
             continue
-        pairs = equal_error_different_alignment(panel(ds, metric, layer), ds["test_error"], alpha=alpha)
-        if pairs:
-            out[metric] = [(pairs[0]["low"], pairs[0]["high"])]
+        steps = [s for s in grid_step_tests(panel(ds, metric, layer), alpha) if s["kind"] == "decoupled"]
+        if steps:
+            s = max(steps, key=lambda s: abs(s["alignment_change"]))
+            out[metric] = [((s["snr_from"], s["n_from"]), (s["snr_to"], s["n_to"]))]
     return out

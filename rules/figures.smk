@@ -77,6 +77,8 @@ rule claims:
         f"{RESULTS}/{{task}}/claims.pkl",
     params:
         primary_metric=lambda wildcards: config["tasks"][wildcards.task]["primary_metric"],
+        criteria=config["claims"],  # fixed in advance (docs/methods.md)
+        tol=lambda wildcards: config["tasks"][wildcards.task]["interpolation_tol"],
     log:
         f"{RESULTS}/{{task}}/logs/claims.log",
     priority: critical_path("claims")

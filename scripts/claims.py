@@ -3,6 +3,7 @@ import os
 
 import pandas as pd
 
+from alignlib.claims import Criteria
 from alignlib.cubes import read_netcdf
 from alignlib.runlog import log_to
 from alignlib.timing import fast_exit, job_clock
@@ -11,7 +12,8 @@ from alignlib.verdicts import task_result
 with log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as clock:
     table = read_netcdf(snakemake.input[0])
     with clock.numerics():
-        result = task_result(snakemake.wildcards.task, table, snakemake.params.primary_metric)
+        criteria = Criteria.from_config(snakemake.params.criteria, tol=snakemake.params.tol)
+        result = task_result(snakemake.wildcards.task, table, snakemake.params.primary_metric, criteria)
     print(result["verdicts"][result["verdicts"].level == "headline"].to_string())
     tmp = snakemake.output[0] + ".tmp"
     pd.to_pickle(result, tmp)

@@ -1,12 +1,50 @@
-"""The verdicts of the real snakemake run on the tiny config: files, fields, thresholds, excluded cells."""
+"""The verdicts of the real snakemake run on the tiny config: files, fields, thresholds, excluded cells;
+and the linear task's actual verdicts against what its closed form says (tests/configs/linear_verdicts.yaml)."""
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from alignlib.cubes import read_netcdf
 from alignlib.report import section
 
+from conftest import CONFIGS, run_snakemake, validated
+
 pytestmark = pytest.mark.workflow
+
+
+@pytest.fixture(scope="module")
+def linear_run(tmp_path_factory):
+    """The linear task alone with 24 members, dense around d = 10 (about a minute on 2 cores)."""
+    config = validated(yaml.safe_load((CONFIGS / "linear_verdicts.yaml").read_text()))
+    workdir = tmp_path_factory.mktemp("linear_verdicts")
+    run_snakemake(workdir, config)
+    return workdir / "results"
+
+
+def test_linear_task_verdicts_are_what_the_closed_form_says(linear_run):
+    """For a linear network the end-to-end maps of two members differ by X^+ applied to their noise
+    (docs/theory.md): their cosine rises with SNR at every n (claim 1 holds), is lowest at n = d, the
+    threshold (claim 2 holds, r = log(n_min / t) near 0), and moves against the test error at every
+    grid step (claim 4 cannot hold: the closed form is coupled everywhere)."""
+    verdicts = pd.read_csv(linear_run / "verdicts.csv")
+    heads = verdicts[(verdicts.level == "headline") & (verdicts.task == "linear_regression")].set_index("claim")
+    assert set(heads.metric) == {"cosine_end_to_end"}
+    assert heads.loc[1, "verdict"] == "holds"
+    assert heads.loc[2, "verdict"] == "holds"
+    assert heads.loc[4, "verdict"] != "holds"
+    assert heads.loc[2, "near_factor"] == 1.5
+    summary = pd.read_csv(linear_run / "summary.csv")
+    cells = summary[(summary.claim == 2) & (summary.metric == "cosine_end_to_end") & (summary.level == "cell")]
+    assert len(cells) == 3 and (cells.call == "holds").all()
+    bound = np.log(1.5)
+    assert (cells.r_low >= -bound).all() and (cells.r_high <= bound).all()
+    assert set(cells.n_min) <= {9.0, 10.0, 11.0}  # the minimum at the grid points next to d = 10
+    np.testing.assert_array_equal(cells.threshold_low, 10)  # d = 10 interpolates, 11 does not
+    np.testing.assert_array_equal(cells.threshold_high, 11)
+    steps = summary[(summary.claim == 4) & (summary.level == "step") & (summary.metric == "cosine_end_to_end")]
+    assert len(steps) == 3 * 8 + 2 * 9  # every adjacent step in n and in SNR
+    assert (steps.call != "decoupled").all()
 
 
 def test_verdicts_have_one_headline_row_per_claim_and_task(tiny_run, tiny_config):
@@ -16,7 +54,8 @@ def test_verdicts_have_one_headline_row_per_claim_and_task(tiny_run, tiny_config
     expected = {(c, t) for c in (1, 2, 4) for t in tiny_config["tasks"]}
     assert set(zip(heads.claim, heads.task)) == expected and len(heads) == len(expected)
     assert set(heads.verdict) <= {"holds", "fails", "undecided"}
-    for col in ("statistic", "estimate", "p_value", "members", "metrics_agree", "detail"):
+    for col in ("statistic", "estimate", "p_value", "members", "metrics_agree", "detail", "cells", "r", "r_cells",
+                "near_factor", "decoupled_steps", "coupled_steps"):
         assert col in heads
     assert (heads.members == 3).all()
     lin = heads[heads.task == "linear_regression"]
@@ -25,7 +64,7 @@ def test_verdicts_have_one_headline_row_per_claim_and_task(tiny_run, tiny_config
     assert (verdicts.level == "metric").sum() >= 3 * len(tiny_config["tasks"])
     summary = pd.read_csv(tiny_run / "summary.csv")
     assert set(summary.claim) == {1, 2, 4}
-    assert {"p_holm", "ci_low", "ci_high", "call"} <= set(summary.columns)
+    assert {"p_holm", "ci_low", "ci_high", "call", "r", "r_low", "r_high", "shape_at_threshold"} <= set(summary.columns)
 
 
 def test_threshold_and_test_error_peak_with_intervals(tiny_run):
