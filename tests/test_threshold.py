@@ -118,7 +118,52 @@ def test_double_descent_peak_with_interval():
     out = double_descent_peak(te, n_boot=300)
     assert float(out["test_error_peak"][0]) == 20
     assert float(out["test_error_peak_low"][0]) == 20 and float(out["test_error_peak_high"][0]) == 20
-    assert int(out["test_error_peak_at_edge"][0]) == 0
+    assert float(out["test_error_peak_p"][0]) < 0.001
+    assert float(out["test_error_peak_prominence"][0]) == pytest.approx(2.0, abs=0.1)  # min(3.0 - 1.0, 3.0 - 1.0)
+
+
+def test_peak_prominence_by_hand():
+    from alignlib.threshold import peak_prominence
+
+    P, k = peak_prominence(np.array([[1.0, 1.5, 3.0, 1.6, 1.1, 1.0],  # peak at 2: min(3 - 1, 3 - 1) = 2
+                                      [3.0, 2.0, 1.0, 1.0, 1.0, 1.0],  # monotone: no interior maximum
+                                      [1.0, 2.0, 1.5, 2.5, 0.5, 0.4]]))  # two peaks: min(2.5-1, 2.5-0.4) = 1.5
+    np.testing.assert_allclose(P, [2.0, 0.0, 1.5])
+    np.testing.assert_array_equal(k[[0, 2]], [2, 3])
+    assert peak_prominence(np.array([1.0, np.nan, 2.0, 1.0]))[0] == pytest.approx(1.0)  # NaN never counts
+
+
+def test_error_peak_is_a_test_not_the_argmax():
+    """Test error that falls with n and levels off (mlp_classification's shape) has its argmax at the
+    first n, which the old 'peak' reported; as a test it is 'no peak' (NaN) with a large p, and a real
+    interior peak of 8 standard errors is found at its n."""
+    from alignlib.calibration import GRIDS, error_curve, test_error_table
+
+    ns = GRIDS["mlp"][0]
+    rng = np.random.default_rng(4)
+    falling = double_descent_peak(test_error_table(error_curve(ns, "falling then flat"), ns, 10, rng), n_boot=50)
+    assert np.isnan(falling["test_error_peak"]).all() and (falling["test_error_peak_p"] > 0.05).all()
+    assert np.isfinite(falling["test_error_peak_prominence"]).all()
+    se = 0.03 / np.sqrt(10)
+    peaked = double_descent_peak(test_error_table(error_curve(ns, "peak", 8 * se), ns, 10, rng), n_boot=50)
+    np.testing.assert_array_equal(peaked["test_error_peak"].values, [300, 300, 300])
+    assert (peaked["test_error_peak_p"] < 0.05).all()
+
+
+def test_peak_test_keeps_its_level_on_curves_without_an_interior_maximum():
+    """The least favourable curves (a step at one end, flat elsewhere) and a flat one: a raw p < 0.05 at
+    most 5 % of the time (a flat null would fire on the steps); a peak of 4 standard errors: >= 80 %."""
+    from alignlib.threshold import peak_test
+
+    se = np.full(10, 0.01)
+    rng = np.random.default_rng(5)
+    for curve in (np.r_[0.5, np.full(9, 0.2)], np.r_[np.full(9, 0.2), 0.5], np.full(10, 0.2)):
+        ps = [peak_test(curve + rng.standard_normal(10) * se, se, rng, n_null=1000)[2] for _ in range(300)]
+        assert np.mean(np.array(ps) < 0.05) <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / 300)
+    peak = np.r_[np.full(5, 0.2), 0.2 + 4 * np.sqrt(2) * 0.01, np.full(4, 0.2)]
+    ps = [peak_test(peak + rng.standard_normal(10) * se, se, rng, n_null=1000)[2] for _ in range(100)]
+    assert np.mean(np.array(ps) < 0.05) >= 0.8
+    assert np.isnan(peak_test(np.array([0.1, np.nan, 0.2]), np.ones(3), rng)[2])
 
 
 def test_below_threshold_fit_counts_members_under_threshold_over_factor():
