@@ -356,10 +356,14 @@ def shape_at(mean: np.ndarray, se: np.ndarray, ns: np.ndarray, t: float, z: floa
     ``dip`` / ``spike`` when it lies below / above both by more than z standard errors of the
     difference, ``rising`` / ``falling`` when it lies between them with one such difference,
     ``flat`` otherwise; ``edge`` when that point is the first or last of the grid, ``none``
-    without a threshold inside the grid. A description, not a test."""
+    without a threshold inside the grid. A description, not a test.
+
+    t, the geometric midpoint of its bracket, is equally near both bracket ends in log n; such a
+    tie goes to the smaller n, the last interpolating n (where the linear theory puts n = d)."""
     if not (np.isfinite(t) and t > 0):
         return "none"
-    k = int(np.argmin(np.abs(np.log(np.asarray(ns, float)) - np.log(t))))
+    dist = np.abs(np.log(np.asarray(ns, float)) - np.log(t))
+    k = int(np.flatnonzero(dist <= dist.min() + 1e-9)[0])  # ties (up to rounding) -> the smaller n
     if k == 0 or k == len(ns) - 1:
         return "edge"
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -447,6 +447,20 @@ def test_shape_at_threshold_is_described():
     assert not any(r["call"] == "holds" for r in rows)
 
 
+@pytest.mark.parametrize("grid", ["mlp", "linear", "refined"])
+def test_shape_at_threshold_looks_at_the_same_bracket_end_for_every_bracket(grid):
+    """t is the geometric midpoint of its bracket, so both bracket ends are equally near it in log n;
+    the shape is read at the last interpolating n for every bracket (not at whichever end floating-
+    point rounding of the two equal distances happens to favour: 50 of [50, 55] but 50 of [45, 50])."""
+    ns = GRIDS[grid][0]
+    se = np.full(len(ns), 0.01)
+    for k in range(1, len(ns) - 2):
+        t = float(threshold_midpoint(ns, k))
+        dip_low = np.where(np.arange(len(ns)) == k, 0.2, 0.5)
+        assert shape_at(dip_low, se, ns, t) == "dip", (ns[k], ns[k + 1])
+        assert shape_at(1 - dip_low, se, ns, t) == "spike", (ns[k], ns[k + 1])
+
+
 def test_claim2_without_threshold_or_values_is_undecided_not_a_crash():
     rng = np.random.default_rng(3)
     p = location_panel("linear", "min at t", 0.3, 8, rng)
