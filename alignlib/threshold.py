@@ -204,7 +204,8 @@ def double_descent_peak(test_error: xr.DataArray, *, n_boot: int = 1000, level: 
         coords={"snr": snrs})
     out["test_error_peak"].attrs["definition"] = (
         "n of a significant interior local maximum of the mean clean test error over members (double descent): "
-        f"prominence against a flat curve with the members' errors, Holm across SNRs at {alpha:g}; NaN: no "
+        "prominence against the least favourable curve without an interior maximum (a step at either end, "
+        f"flat elsewhere) with the members' errors, Holm across SNRs at {alpha:g}; NaN: no "
         f"peak. Interval: {level:.0%} member bootstrap ({n_boot} replicates)")
     out["test_error_peak_p"].attrs["definition"] = "Holm-adjusted p of the test-error peak's prominence"
     out["test_error_peak_prominence"].attrs["definition"] = (

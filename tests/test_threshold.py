@@ -120,6 +120,8 @@ def test_double_descent_peak_with_interval():
     assert float(out["test_error_peak_low"][0]) == 20 and float(out["test_error_peak_high"][0]) == 20
     assert float(out["test_error_peak_p"][0]) < 0.001
     assert float(out["test_error_peak_prominence"][0]) == pytest.approx(2.0, abs=0.1)  # min(3.0 - 1.0, 3.0 - 1.0)
+    # the recorded definition names the null the test uses (docs/methods.md), not a flat curve
+    assert "least favourable" in out["test_error_peak"].attrs["definition"]
 
 
 def test_peak_prominence_by_hand():
