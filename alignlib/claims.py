@@ -17,7 +17,8 @@ Every test gives *cells* that ``hold``, ``fail`` or stay ``undecided``; one rule
   Rise: the rank contrast of the pair means in SNR, T = sum_k c_k m_k, c_k = rank(snr_k) - mean
   rank, reported as the rise per SNR step T / sum c_k^2; t = T / se(T) with Welch-Satterthwaite
   degrees of freedom; null: no rise; one-sided, Holm across n. Fall: at every adjacent SNR step
-  the one-sided test of m_{k+1} < m_k (:func:`snr_steps`), Holm across every step of the panel.
+  the one-sided test of m_{k+1} < m_k (:func:`snr_steps`), Holm across every step of the panel
+  together with the falling-trend tests (one family for every evidence of a fall).
   Holds: a significant rise and no significant fall; fails: a significant fall or falling trend.
 * Claim 2, :func:`minimum_near_threshold` (cell: one SNR): alignment is lowest at an n near the
   interpolation threshold. Dip: D = min(m_first, m_last) - min over interior n of m_n; null: the
@@ -221,16 +222,19 @@ def cell_claim1(trend: str, falls: int) -> str:
 
 
 def increases_with_snr(p: Panel, alpha: float = ALPHA) -> list[dict]:
-    """Claim 1 at every n: the rise per SNR step (one-sided p raw and Holm across n, likewise for a
-    falling trend), the significant falls between adjacent SNRs (Holm across every step of the
+    """Claim 1 at every n: the rise per SNR step (one-sided p raw and Holm across n), the evidence of a
+    fall (a falling trend at any n and a fall at any adjacent SNR step: one Holm family across the
     panel), the largest fall, and the cell's call."""
     mean, se = p.means()
     members = p.S - p.draws + 1
     tests = [snr_trend(mean[:, j], se[:, j], p.snrs, members) for j in range(len(p.ns))]
-    up, down = holm([t["p_up"] for t in tests]), holm([t["p_down"] for t in tests])
+    up = holm([t["p_up"] for t in tests])
     steps = [snr_steps(mean[:, j], se[:, j], members) for j in range(len(p.ns))]
-    fall_q = holm(np.concatenate([s[1] for s in steps])).reshape(len(p.ns), -1) if len(p.snrs) > 1 \
-        else np.zeros((len(p.ns), 0))
+    # every evidence of a fall (a falling trend at any n, a fall at any adjacent SNR step) is one
+    # Holm family, so that "fails" keeps its level (two families would let it reach 2 alpha)
+    falls_p = np.concatenate([[t["p_down"] for t in tests]] + [s[1] for s in steps])
+    falls_q = holm(falls_p)
+    down, fall_q = falls_q[:len(p.ns)], falls_q[len(p.ns):].reshape(len(p.ns), -1)
     rows = []
     for j, (n, t, q_up, q_down) in enumerate(zip(p.ns, tests, up, down)):
         trend = trend_call(q_up, q_down, alpha)
