@@ -228,20 +228,25 @@ def pair_mean(alignment: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
     """Mean over pairs and its standard error from the delete-one-member jackknife.
 
     Pairs share members, so the pair standard deviation / sqrt(#pairs) is too small; the
-    jackknife resamples members, the unit of replication (alignlib.members). With fewer
-    than 3 members the error is NaN.
+    jackknife resamples members, the unit of replication (alignlib.members); with several data
+    draws (coordinate ``pair_draw``) the error is the two-stage one (alignlib.members.nested_pair_mean).
+    With fewer than 3 members (per draw) the error is NaN.
     """
-    from .members import jackknife_pair_mean, pair_index
+    from .members import draw_members, nested_pair_mean, pair_index
 
-    ia, ib, S = pair_index(alignment["seed_a"].values, alignment["seed_b"].values,
-                           np.union1d(alignment["seed_a"].values, alignment["seed_b"].values))
+    seeds = np.union1d(alignment["seed_a"].values, alignment["seed_b"].values)
+    ia, ib, S = pair_index(alignment["seed_a"].values, alignment["seed_b"].values, seeds)
+    draw = None  # several data draws (alignlib.draws): the two-stage error, members nested in draws
+    if "pair_draw" in alignment.coords:
+        draw = np.empty(S, dtype=int)
+        draw[ia], draw[ib] = alignment["pair_draw"].values, alignment["pair_draw"].values
     moved = alignment.transpose(..., "pair")
     dims = moved.dims[:-1]
     coords = {k: v for k, v in moved.coords.items() if "pair" not in v.dims}
-    if S < 3:
+    if S // len(draw_members(draw, S)) < 3:
         mean, se = moved.values.mean(-1), np.full(moved.shape[:-1], np.nan)
     else:
-        mean, se = jackknife_pair_mean(moved.values, ia, ib, S)
+        mean, se = nested_pair_mean(moved.values, ia, ib, S, draw)
     return xr.DataArray(mean, coords=coords, dims=dims), xr.DataArray(se, coords=coords, dims=dims)
 
 

@@ -131,6 +131,8 @@ def peak_prominence(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     on both sides of k; P = max_k P_k (negative when no interior point lies above a point on
     each side). NaN points never count."""
     x = np.where(np.isfinite(curves), curves, np.nan)
+    if x.shape[-1] < 3:  # no interior point
+        return np.full(x.shape[:-1], -np.inf), np.full(x.shape[:-1], -1)
     left = np.fmin.accumulate(np.where(np.isnan(x), np.inf, x), axis=-1)[..., :-2]
     right = np.flip(np.fmin.accumulate(np.flip(np.where(np.isnan(x), np.inf, x), -1), axis=-1), -1)[..., 2:]
     inner = x[..., 1:-1]

@@ -94,12 +94,14 @@ def test_claim2_and_ood_tables_from_hand_made_frames(tmp_path):
 
     verdicts = pd.DataFrame([dict(task="t", claim=2, level="headline", metric="cka_linear", layer="hidden1")])
     summary = pd.DataFrame([
-        dict(task="t", claim=2, metric="cka_linear", layer=layer, snr=snr, call=call, estimate=0.05, p_holm=0.01,
-             n_min=200.0, ci_low=150.0, ci_high=250.0, threshold_low=200.0, threshold_high=float("nan"))
+        dict(task="t", claim=2, level="cell", metric="cka_linear", layer=layer, snr=snr, call=call, estimate=0.05,
+             p_holm=0.01, n_min=200.0, threshold=244.9, threshold_low=200.0, threshold_high=300.0, r=-0.2,
+             r_low=-0.35, r_high=0.2, near_factor=1.5, shape_at_threshold="dip")
         for layer in ("hidden1", "hidden2", "output") for snr, call in ((1.0, "holds"), (3.0, "undecided"))])
     text = claim2_table(summary, verdicts)
     assert text.count("\n") == 1 + 4  # header, rule, 2 hidden layers x 2 SNRs (the output layer left out)
-    assert "| `t` | cka_linear | hidden2 | 3 | **undecided** | 0.050 (0.01) | 200 [150, 250] | [200, beyond grid] |" in text
+    assert ("| `t` | cka_linear | hidden2 | 3 | **undecided** | 0.050 (0.01) | 200 | 245 (200–300) | "
+            "-0.20 [-0.35, +0.20] vs ±0.41 | dip |") in text
     (tmp_path / "t").mkdir()
     pd.DataFrame([dict(metric="cka_linear", snr=s, n=1000, n_choice="largest n", early_layer="hidden1",
                        late_layer="hidden3", statistic=d, se=0.01, p_one_sided=p)
