@@ -7,7 +7,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 sys.path.insert(0, workflow.basedir)  # alignlib from this checkout, installed or not
-from alignlib.config import (  # noqa: E402
+from alignpipe.config import (  # noqa: E402
     ConfigError,
     check_config,
     check_device,

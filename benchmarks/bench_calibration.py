@@ -3,14 +3,14 @@
     python benchmarks/bench_calibration.py                      # synthetic tables only (about 8 min on one core)
     python benchmarks/bench_calibration.py --results results    # also the nulls built from each task's own noise
 
-Every table goes through the functions the pipeline calls (alignlib.claims: increases_with_snr,
-minimum_near_threshold, grid_step_tests + claim4_cell, error_alignment_coupling; alignlib.threshold:
+Every table goes through the functions the pipeline calls (alignlib.claims.claim_tests: increases_with_snr,
+minimum_near_threshold, grid_step_tests + claim4_cell, error_alignment_coupling; alignlib.stats.threshold:
 double_descent_peak), with the criteria fixed in docs/methods.md (alpha 0.05, c = 1.5, a 90 % joint
-member-bootstrap interval of 1000 replicates). Tables (alignlib.calibration):
+member-bootstrap interval of 1000 replicates). Tables (alignlib.claims.calibration):
 
 * alignment: pair value = mean + u_a + u_b + e_ab, member effect u and pair noise e with sd 0.05
   each, every grid point its own members; a grid point's mean has s.e. 0.037 with 8 members and
-  0.032 with 10 (alignlib.calibration.point_se); "z se" below is in those units;
+  0.032 with 10 (alignlib.claims.calibration.point_se); "z se" below is in those units;
 * claim 1: 7 SNR x 13 n (the linear task's grid) and 3 SNR x 10 n (mlp_classification's);
 * claim 2: 3 SNRs with the same curve, on the default n grids: mlp (20 ... 1300, threshold bracket
   [200, 300], t = 245), linear (10 ... 1000, bracket [50, 55], t = 52.4) and the mlp grid refined
@@ -30,9 +30,9 @@ member-bootstrap interval of 1000 replicates). Tables (alignlib.calibration):
   in log n) from 0.6 to 0.2 at n = 150 and flat beyond, and that curve with a peak of stated
   height at n = 300 (3 SNRs, Holm across them; the interval's 100 replicates do not enter the test);
 * the task's own noise (``--results DIR``: every DIR/*/alignment.nc, its headline panel; and a
-  synthetic task-like panel always): alignlib.calibration.null_panel_from, a wild bootstrap of
+  synthetic task-like panel always): alignlib.claims.calibration.null_panel_from, a wild bootstrap of
   each grid point's members around one common mean with SNR labels shuffled at every n; the
-  shrunk-se rows divide the standard errors the tests use by 10 (alignlib.calibration.scaled_se).
+  shrunk-se rows divide the standard errors the tests use by 10 (alignlib.claims.calibration.scaled_se).
 
 A rate is a mean over the repetitions column: tables (familywise rates, claim 4, coverage) or
 cells (per n, per SNR: tables x cells). The +- column is its binomial standard error, with the
@@ -48,7 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
-from alignlib.calibration import (
+from alignlib.claims.calibration import (
     GRIDS,
     LOCATION_CASES,
     SNRS3,
@@ -140,7 +140,7 @@ def claim2(rows, reps):
 
 
 def claim4(rows, reps, cov_reps):
-    from alignlib.claims import error_alignment_coupling
+    from alignlib.claims.claim_tests import error_alignment_coupling
 
     for S in (8, 10):
         cases = [("perfectly coupled: error steps 4 se, alignment steps 4 se", 4, 4, 0, ("holds", "fails")),
@@ -167,7 +167,7 @@ def claim4(rows, reps, cov_reps):
 
 
 def peak(rows, reps):
-    from alignlib.threshold import double_descent_peak
+    from alignlib.stats.threshold import double_descent_peak
 
     ns = GRIDS["mlp"][0]
     for S in (8, 10):
@@ -210,9 +210,9 @@ def own_noise(rows, name: str, real, reps):
 
 
 def from_tasks(rows, results: Path, reps):
-    from alignlib.claims import panel
-    from alignlib.cubes import read_netcdf
-    from alignlib.verdicts import primary_metric
+    from alignlib.claims.claim_tests import panel
+    from alignpipe.cubes import read_netcdf
+    from alignlib.claims.verdicts import primary_metric
 
     for path in sorted(results.glob("*/alignment.nc")):
         table = read_netcdf(path)

@@ -1,4 +1,4 @@
-"""Benchmark: the extra align time of the chance levels (alignlib.chance) on one task's cube.
+"""Benchmark: the extra align time of the chance levels (alignlib.stats.chance) on one task's cube.
 
     python benchmarks/bench_chance.py results/mlp_regression --draws 0,3,6,10
     python benchmarks/bench_chance.py results/linear_regression --draws 0,6 --threads 1
@@ -23,8 +23,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from alignlib.alignment import compute_alignment
-from alignlib.cubes import open_activations, read_netcdf
+from alignlib.ensembles.alignment import compute_alignment
+from alignpipe.cubes import open_activations, read_netcdf
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ the repository's Snakefile and workflow profile. Afterwards, per rule:
   (``.snakemake/metadata``, the numbers ``snakemake --report`` uses), so a job's time includes
   its process start-up, imports and file input/output;
 * numerics: the time the job's script spent inside alignlib's computations, measured in-process
-  (``alignlib.timing``: the ``alignlib-timing:`` line of each job's log);
+  (``alignpipe.timing``: the ``alignlib-timing:`` line of each job's log);
 * overhead: job time minus numerics;
 
 then the wall time, the cores given, how busy they were (summed job time / (wall x cores)),
@@ -38,7 +38,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from alignlib.timing import parse_timing  # noqa: E402
+from alignpipe.timing import parse_timing  # noqa: E402
 
 
 def run(configfile: Path, workdir: Path, cores: int, extra: list[str]) -> tuple[float, float, subprocess.CompletedProcess]:

@@ -5,11 +5,11 @@
 
 The study file lists variants: a task of a config file (default config.yaml) with overrides
 (hidden width, SNR grid, n grid, optimizer...) and a pilot of ``seeds`` members. Each variant is
-trained in this process with the pipeline's own functions (alignlib.experiment: same seeds, same
+trained in this process with the pipeline's own functions (alignlib.ensembles.builder: same seeds, same
 members as a pipeline run of that config), its activations extracted, and its alignment computed on
 the metrics listed (default: linear CKA) at the hidden layers. The table (variant/alignment.nc) is
 cached in --out: a rerun only re-analyses. Then for each ensemble size m the claim-2 analysis of the
-pipeline is repeated on ``reps`` random m-member subsets of the pilot (alignlib.power), giving per
+pipeline is repeated on ``reps`` random m-member subsets of the pilot (alignlib.claims.power), giving per
 SNR the fraction of subsets where claim 2 holds / fails / is undecided and the median width of the
 minimising n's interval; plus the clean test error at the largest n against chance, and the
 fraction of members below threshold / 1.5 that reached their noise floor.
@@ -34,13 +34,13 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from alignlib.alignment import compute_alignment  # noqa: E402
-from alignlib.cubes import read_netcdf, write_netcdf  # noqa: E402
-from alignlib.data import make_task_data  # noqa: E402
-from alignlib.experiment import extract_activations, model_attrs, train_grid_n  # noqa: E402
-from alignlib.power import claim2_power  # noqa: E402
-from alignlib.threshold import below_threshold_fit, task_thresholds  # noqa: E402
-from alignlib.verdicts import hidden_layers  # noqa: E402
+from alignlib.ensembles.alignment import compute_alignment  # noqa: E402
+from alignpipe.cubes import read_netcdf, write_netcdf  # noqa: E402
+from alignlib.ensembles.data import make_task_data  # noqa: E402
+from alignlib.ensembles.builder import extract_activations, model_attrs, train_grid_n  # noqa: E402
+from alignlib.claims.power import claim2_power  # noqa: E402
+from alignlib.stats.threshold import below_threshold_fit, task_thresholds  # noqa: E402
+from alignlib.claims.verdicts import hidden_layers  # noqa: E402
 
 
 def validated(config: dict) -> dict:

@@ -1,5 +1,5 @@
 # A task whose metrics make more than job_seconds of work is split: one align_part job per metric
-# group (alignlib.jobsize.metric_groups), merged by the task's align job into alignment.nc. A task
+# group (alignpipe.jobsize.metric_groups), merged by the task's align job into alignment.nc. A task
 # with one group is computed by its align job alone (no part files).
 rule align_part:
     input:
@@ -12,7 +12,7 @@ rule align_part:
         task_cfg=grid_config,  # n: the whole grid, coarse and refined
         metrics=part_metrics,
         device=config["device"],
-        chance=config["chance"]["draws"],  # K permutation-baseline draws per cell (alignlib.chance)
+        chance=config["chance"]["draws"],  # K permutation-baseline draws per cell (alignlib.stats.chance)
         metric_options=config["metric_options"],
     log:
         f"{RESULTS}/{{task}}/logs/align_{{metrics}}.log",

@@ -1,8 +1,8 @@
-# Alignment during training (alignlib.checkpoints): for a task with checkpoints on (the top-level or
+# Alignment during training (alignpipe.checkpoints): for a task with checkpoints on (the top-level or
 # the task's `checkpoints` key), its members at a few n are re-trained from their seeds with their
 # weights recorded at the checkpoints, their activations extracted at each, aligned per checkpoint
 # for the task's primary metric (and checkpoints.metrics), summarised (first-epoch fraction) and drawn.
-from alignlib.checkpoints import all_checkpoint_settings, checkpoint_metrics, checkpoint_targets, settings_of
+from alignpipe.checkpoints import all_checkpoint_settings, checkpoint_metrics, checkpoint_targets, settings_of
 
 try:  # a bad value fails before any job, naming the key
     CHECKPOINTS = all_checkpoint_settings(config)

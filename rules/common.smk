@@ -1,10 +1,10 @@
 # Input functions and path helpers shared by the rules.
-from alignlib.config import has_linear_theory
+from alignpipe.config import has_linear_theory
 from functools import lru_cache
 
-from alignlib.draws import draw_tasks, excluding_pattern, multi_draw_tasks, parent_task, task_pattern, trained_tasks
-from alignlib.jobsize import cube_groups, metric_groups, n_groups, part_name, task_priorities, train_seconds
-from alignlib.refine import grid_n, read_refinement
+from alignpipe.draws import draw_tasks, excluding_pattern, multi_draw_tasks, parent_task, task_pattern, trained_tasks
+from alignpipe.jobsize import cube_groups, metric_groups, n_groups, part_name, task_priorities, train_seconds
+from alignpipe.refine import grid_n, read_refinement
 
 RESULTS = config["results"]
 FIGURE_PDF = config["figure_pdf"]
@@ -26,7 +26,7 @@ wildcard_constraints:
     metrics="[A-Za-z0-9_]+([+][A-Za-z0-9_]+)*",
 
 
-# Data draws (a task's data_draws: K; alignlib.draws): a task with K > 1 is trained, extracted and
+# Data draws (a task's data_draws: K; alignpipe.draws): a task with K > 1 is trained, extracted and
 # aligned as K internal tasks <task>_draw<k> by the rules below (wildcard task = the internal name),
 # and rules/draws.smk combines their tables into the task's alignment.nc. TASKS holds every task
 # that has its own data, models, cubes and table, with its settings (a K = 1 task: its own).
@@ -52,7 +52,7 @@ def task_config(wildcards):
     return settings(wildcards.task)
 
 
-# A task with `refine` (alignlib.refine) grows its grid after the coarse pass: the checkpoint rule
+# A task with `refine` (alignpipe.refine) grows its grid after the coarse pass: the checkpoint rule
 # refine reads the coarse members' thresholds and writes the n it adds to refine.json. Everything
 # that needs the whole grid (the refined n's training and extract jobs, align) asks for it here;
 # without `refine` nothing below touches the checkpoint and the grid is the config's n.
@@ -86,7 +86,7 @@ def refinement_input(wildcards):
     return [refinement_file(wildcards.task)] if refines(wildcards.task) else []
 
 
-# Job sizes (alignlib.jobsize): training jobs of about job_seconds each (n_per_job), their
+# Job sizes (alignpipe.jobsize): training jobs of about job_seconds each (n_per_job), their
 # activations in one cube per task (several only past 2 GB), metrics in align jobs of about
 # job_seconds each (align_metrics_per_job); a task with one metric group is aligned by one job.
 # The refined n get training jobs and cubes of their own, so the coarse files keep their names.
@@ -209,7 +209,7 @@ def priorities(task):
 
 def critical_path(rule):
     """A job's priority: its expected seconds plus those of the longest chain waiting for it
-    (alignlib.jobsize.task_priorities), so that what holds up the end of the run starts first."""
+    (alignpipe.jobsize.task_priorities), so that what holds up the end of the run starts first."""
 
     def of(wildcards):
         p = priorities(wildcards.task)

@@ -1,4 +1,4 @@
-# Data draws (a task's data_draws: K > 1; alignlib.draws): the task's K draws are trained, extracted
+# Data draws (a task's data_draws: K > 1; alignpipe.draws): the task's K draws are trained, extracted
 # and aligned by the rules above as the internal tasks <task>_draw<k>; these rules merge the draws'
 # tables into the task's alignment.nc and alignment_ood.nc, which its claims, figures and OOD summary
 # read. A task with K = 1 has neither (its align and align_ood write them).

@@ -1,7 +1,7 @@
-# Out-of-distribution probes (a task's `ood` section; alignlib.ood): the members' activations on the
+# Out-of-distribution probes (a task's `ood` section; alignpipe.ood): the members' activations on the
 # task's OOD probes (data.nc's ood_x), one cube per in-distribution cube; their alignment for the OOD
 # metrics in alignment_ood.nc; the per-layer comparison with alignment.nc in ood_summary.csv and a figure.
-from alignlib.ood import check_ood_config, ood_metrics
+from alignpipe.ood import check_ood_config, ood_metrics
 
 try:  # before any job: a kind the data set lacks, OOD metrics outside `metrics`, ...
     check_ood_config(config)
@@ -45,7 +45,7 @@ rule align_ood:
         task_cfg=grid_config,
         metrics=lambda wildcards: ood_metrics(TASK_CONFIG, wildcards.task),  # a draw: its task's
         metric_options=config["metric_options"],
-        chance=config["chance"]["draws"],  # the chance band on the OOD figure (alignlib.chance)
+        chance=config["chance"]["draws"],  # the chance band on the OOD figure (alignlib.stats.chance)
         device=config["device"],
     log:
         f"{RESULTS}/{{task}}/logs/align_ood.log",

@@ -1,4 +1,4 @@
-# A task with `refine` (alignlib.refine): once its coarse grid is trained, this checkpoint reads the
+# A task with `refine` (alignpipe.refine): once its coarse grid is trained, this checkpoint reads the
 # members' noise_fit (no activations, no metrics), finds each SNR's interpolation threshold and
 # writes the sample sizes it adds around them; the refined n are then trained, extracted and aligned
 # with the coarse ones (rules/common.smk: refined_n). A task with data_draws K > 1: one job for its

@@ -10,14 +10,14 @@ rule train:
         on_divergence=config["on_divergence"],
     log:
         f"{RESULTS}/{{task}}/logs/train_n{{ns}}.log",
-    # torch and BLAS compute with this many threads (alignlib.timing.set_threads); profiles set
+    # torch and BLAS compute with this many threads (alignpipe.timing.set_threads); profiles set
     # it per rule with set-threads (small batched networks: 1, and more jobs at once)
     priority: critical_path("train")
     threads: 1
     resources:
         mem_mb=2000,
         runtime=60,
-        # the device index of a local GPU job is chosen by alignlib.gpu.acquire_gpu
+        # the device index of a local GPU job is chosen by alignpipe.gpu.acquire_gpu
         gpu=GPUS_PER_JOB,
         cpus_per_gpu=GPUS_PER_JOB,
     conda:

@@ -3,15 +3,15 @@ here, or merged from the task's align_part jobs), the interpolation thresholds, 
 network the theory and, for a task with `refine`, the record of the n its refinement added."""
 import torch  # noqa: F401  (imported before job_clock, which sets its threads)
 
-from alignlib.alignment import compute_alignment, linear_theory, merge_metric_parts
-from alignlib.config import has_linear_theory
-from alignlib.cubes import open_activations, read_netcdf, undeclared_cubes, write_netcdf
-from alignlib.device import job_device
-from alignlib.divergence import exclusion_note, require_finite_alignment
-from alignlib.refine import read_refinement, refinement_attrs
-from alignlib.runlog import log_to, warn
-from alignlib.threshold import task_thresholds
-from alignlib.timing import fast_exit, job_clock
+from alignlib.ensembles.alignment import compute_alignment, linear_theory, merge_metric_parts
+from alignpipe.config import has_linear_theory
+from alignpipe.cubes import open_activations, read_netcdf, undeclared_cubes, write_netcdf
+from alignpipe.jobs import job_device
+from alignlib.ensembles.divergence import exclusion_note, require_finite_alignment
+from alignpipe.refine import read_refinement, refinement_attrs
+from alignpipe.runlog import log_to, warn
+from alignlib.stats.threshold import task_thresholds
+from alignpipe.timing import fast_exit, job_clock
 
 with log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as clock:
     task, cfg = snakemake.wildcards.task, snakemake.params.task_cfg

@@ -2,12 +2,12 @@
 computed on the activations on the OOD probes (the layout of alignment.nc)."""
 import torch  # noqa: F401  (imported before job_clock, which sets its threads)
 
-from alignlib.alignment import compute_alignment
-from alignlib.cubes import open_activations, read_netcdf, write_netcdf
-from alignlib.device import job_device
-from alignlib.divergence import require_finite_alignment
-from alignlib.runlog import log_to
-from alignlib.timing import fast_exit, job_clock
+from alignlib.ensembles.alignment import compute_alignment
+from alignpipe.cubes import open_activations, read_netcdf, write_netcdf
+from alignpipe.jobs import job_device
+from alignlib.ensembles.divergence import require_finite_alignment
+from alignpipe.runlog import log_to
+from alignpipe.timing import fast_exit, job_clock
 
 with log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as clock:
     task, cfg = snakemake.wildcards.task, snakemake.params.task_cfg

@@ -1,11 +1,11 @@
 """Rule align_part: one group of metrics for all member pairs at every grid point of the task."""
 import torch  # noqa: F401  (imported before job_clock, which sets its threads)
 
-from alignlib.alignment import compute_alignment
-from alignlib.cubes import open_activations, read_netcdf, undeclared_cubes, write_netcdf
-from alignlib.device import job_device
-from alignlib.runlog import log_to
-from alignlib.timing import fast_exit, job_clock
+from alignlib.ensembles.alignment import compute_alignment
+from alignpipe.cubes import open_activations, read_netcdf, undeclared_cubes, write_netcdf
+from alignpipe.jobs import job_device
+from alignpipe.runlog import log_to
+from alignpipe.timing import fast_exit, job_clock
 
 with (log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as clock,
       job_device(snakemake.params.device) as device):

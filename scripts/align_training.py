@@ -1,11 +1,11 @@
-"""Rule align_training: alignment per training checkpoint (alignlib.checkpoints.alignment_during_training)."""
+"""Rule align_training: alignment per training checkpoint (alignpipe.checkpoints.alignment_during_training)."""
 import torch  # noqa: F401  (imported before job_clock, which sets its threads)
 
-from alignlib.checkpoints import alignment_during_training
-from alignlib.cubes import read_netcdf, write_netcdf
-from alignlib.device import job_device
-from alignlib.runlog import log_to
-from alignlib.timing import fast_exit, job_clock
+from alignpipe.checkpoints import alignment_during_training
+from alignpipe.cubes import read_netcdf, write_netcdf
+from alignpipe.jobs import job_device
+from alignpipe.runlog import log_to
+from alignpipe.timing import fast_exit, job_clock
 
 with (log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as clock,
       job_device(snakemake.params.device) as device):

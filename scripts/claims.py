@@ -3,11 +3,11 @@ import os
 
 import pandas as pd
 
-from alignlib.claims import Criteria
-from alignlib.cubes import read_netcdf
-from alignlib.runlog import log_to
-from alignlib.timing import fast_exit, job_clock
-from alignlib.verdicts import task_result
+from alignlib.claims.claim_tests import Criteria
+from alignpipe.cubes import read_netcdf
+from alignpipe.runlog import log_to
+from alignpipe.timing import fast_exit, job_clock
+from alignlib.claims.verdicts import task_result
 
 with log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as clock:
     table = read_netcdf(snakemake.input[0])

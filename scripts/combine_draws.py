@@ -1,12 +1,12 @@
 """Rules combine_draws, combine_draws_ood: a task's alignment.nc (or alignment_ood.nc) from the tables of its
-data draws (alignlib.draws.combine_draws); alignment.nc also gets the interpolation thresholds and test-error
+data draws (alignpipe.draws.combine_draws); alignment.nc also gets the interpolation thresholds and test-error
 peaks of the combined table, as the align rule computes them for a single draw."""
-from alignlib.cubes import read_netcdf, write_netcdf
-from alignlib.divergence import exclusion_note, require_finite_alignment
-from alignlib.draws import combine_draws
-from alignlib.runlog import log_to, warn
-from alignlib.threshold import task_thresholds
-from alignlib.timing import fast_exit, job_clock
+from alignpipe.cubes import read_netcdf, write_netcdf
+from alignlib.ensembles.divergence import exclusion_note, require_finite_alignment
+from alignpipe.draws import combine_draws
+from alignpipe.runlog import log_to, warn
+from alignlib.stats.threshold import task_thresholds
+from alignpipe.timing import fast_exit, job_clock
 
 with log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as clock:
     task = snakemake.wildcards.task

@@ -3,11 +3,11 @@ per activation cube of the in-distribution grid."""
 import torch  # noqa: F401  (imported before job_clock, which sets its threads)
 import xarray as xr
 
-from alignlib.cubes import read_netcdf, write_netcdf
-from alignlib.device import job_device
-from alignlib.experiment import extract_activations
-from alignlib.runlog import log_to
-from alignlib.timing import fast_exit, job_clock
+from alignpipe.cubes import read_netcdf, write_netcdf
+from alignpipe.jobs import job_device
+from alignlib.ensembles.builder import extract_activations
+from alignpipe.runlog import log_to
+from alignpipe.timing import fast_exit, job_clock
 
 with (log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as clock,
       job_device(snakemake.params.device) as device):

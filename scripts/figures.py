@@ -1,7 +1,7 @@
 """Rule figures: the task's alignment figures (each drawn once; PNG, and PDF when figure_pdf is set)."""
-from alignlib.alignment import dense_linear_theory, linear_input_dim
-from alignlib.cubes import read_netcdf
-from alignlib.figures import (
+from alignlib.ensembles.alignment import dense_linear_theory, linear_input_dim
+from alignpipe.cubes import read_netcdf
+from alignpipe.figures import (
     alignment_per_layer_vs_n,
     alignment_vs_n,
     alignment_vs_snr,
@@ -9,9 +9,9 @@ from alignlib.figures import (
     noise_floor_vs_n,
     save_figure,
 )
-from alignlib.runlog import log_to
-from alignlib.timing import fast_exit, job_clock
-from alignlib.verdicts import decoupled_highlights
+from alignpipe.runlog import log_to
+from alignpipe.timing import fast_exit, job_clock
+from alignlib.claims.verdicts import decoupled_highlights
 
 with log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as clock:
     table = read_netcdf(snakemake.input.alignment)

@@ -1,8 +1,8 @@
 """Rule task_data: the task's shared inputs, probes, test set and teacher."""
-from alignlib.cubes import write_netcdf
-from alignlib.data import make_task_data
-from alignlib.runlog import log_to
-from alignlib.timing import fast_exit, job_clock
+from alignpipe.cubes import write_netcdf
+from alignlib.ensembles.data import make_task_data
+from alignpipe.runlog import log_to
+from alignpipe.timing import fast_exit, job_clock
 
 with log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as clock:
     with clock.numerics():

@@ -1,10 +1,10 @@
-"""Rule ood_summary: in-distribution vs OOD alignment per layer (alignlib.ood): ood_summary.csv and the
+"""Rule ood_summary: in-distribution vs OOD alignment per layer (alignpipe.ood): ood_summary.csv and the
 figure <task>_ood_by_layer.png."""
-from alignlib.cubes import read_netcdf
-from alignlib.ood import ood_summary, plot_ood_by_layer
-from alignlib.runlog import log_to
-from alignlib.timing import fast_exit, job_clock
-from alignlib.verdicts import write_csv
+from alignpipe.cubes import read_netcdf
+from alignpipe.ood import ood_summary, plot_ood_by_layer
+from alignpipe.runlog import log_to
+from alignpipe.timing import fast_exit, job_clock
+from alignlib.claims.verdicts import write_csv
 
 with log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as clock:
     task = snakemake.wildcards.task

@@ -2,11 +2,11 @@
 (a task with several data draws: from the coarse members of all of them, one grid for every draw)."""
 import json
 
-from alignlib.cubes import read_netcdf
-from alignlib.draws import coarse_noise_fit
-from alignlib.refine import refinement, write_refinement
-from alignlib.runlog import log_to
-from alignlib.timing import fast_exit, job_clock
+from alignpipe.cubes import read_netcdf
+from alignpipe.draws import coarse_noise_fit
+from alignpipe.refine import refinement, write_refinement
+from alignpipe.runlog import log_to
+from alignpipe.timing import fast_exit, job_clock
 
 with log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as clock:
     task, cfg = snakemake.wildcards.task, snakemake.params.task_cfg

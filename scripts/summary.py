@@ -3,9 +3,9 @@ metric, and claim 3 across groups of tasks) and summary.csv (every per-cell test
 from the tasks' claims jobs."""
 import pandas as pd
 
-from alignlib.runlog import log_to
-from alignlib.timing import fast_exit, job_clock
-from alignlib.verdicts import combine_task_results, write_csv
+from alignpipe.runlog import log_to
+from alignpipe.timing import fast_exit, job_clock
+from alignlib.claims.verdicts import combine_task_results, write_csv
 
 with log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as clock:
     results = {task: pd.read_pickle(path) for task, path in zip(snakemake.params.tasks, snakemake.input)}

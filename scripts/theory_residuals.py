@@ -1,8 +1,8 @@
 """Rule theory_residuals: simulation minus theory for a linear task."""
-from alignlib.cubes import read_netcdf
-from alignlib.figures import save_figure, theory_residuals
-from alignlib.runlog import log_to
-from alignlib.timing import fast_exit, job_clock
+from alignpipe.cubes import read_netcdf
+from alignpipe.figures import save_figure, theory_residuals
+from alignpipe.runlog import log_to
+from alignpipe.timing import fast_exit, job_clock
 
 with log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as clock:
     table = read_netcdf(snakemake.input.alignment)

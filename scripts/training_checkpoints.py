@@ -1,12 +1,12 @@
 """Rule training_checkpoints: re-train the members at the checkpoint n with their weights recorded, and
-their activations on the probes at every checkpoint (alignlib.checkpoints)."""
+their activations on the probes at every checkpoint (alignpipe.checkpoints)."""
 import torch  # noqa: F401  (imported before job_clock, which sets its threads)
 
-from alignlib.checkpoints import checkpoint_activations
-from alignlib.cubes import read_netcdf, write_netcdf
-from alignlib.device import job_device
-from alignlib.runlog import log_to
-from alignlib.timing import fast_exit, job_clock
+from alignpipe.checkpoints import checkpoint_activations
+from alignpipe.cubes import read_netcdf, write_netcdf
+from alignpipe.jobs import job_device
+from alignpipe.runlog import log_to
+from alignpipe.timing import fast_exit, job_clock
 
 with (log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as clock,
       job_device(snakemake.params.device) as device):

@@ -1,11 +1,11 @@
 """Rule training_figure: the alignment-during-training figure and the first-epoch fractions (CSV)."""
 import os
 
-from alignlib.checkpoints import alignment_training_figure, first_epoch_summary
-from alignlib.cubes import read_netcdf
-from alignlib.figures import save_figure
-from alignlib.runlog import log_to
-from alignlib.timing import fast_exit, job_clock
+from alignpipe.checkpoints import alignment_training_figure, first_epoch_summary
+from alignpipe.cubes import read_netcdf
+from alignpipe.figures import save_figure
+from alignpipe.runlog import log_to
+from alignpipe.timing import fast_exit, job_clock
 
 with log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as clock:
     task = snakemake.wildcards.task

@@ -1,4 +1,4 @@
-"""Chance levels (alignlib.chance): the permutation baseline in alignment.nc, its merge, its seeds."""
+"""Chance levels (alignlib.stats.chance): the permutation baseline in alignment.nc, its merge, its seeds."""
 
 import io
 
@@ -7,8 +7,8 @@ import pytest
 import xarray as xr
 from scipy import stats
 
-from alignlib.alignment import compute_alignment, merge_metric_parts
-from alignlib.chance import (
+from alignlib.ensembles.alignment import compute_alignment, merge_metric_parts
+from alignlib.stats.chance import (
     CHANCE_QUANTILE,
     END_TO_END_REASON,
     chance_draws,
@@ -122,7 +122,7 @@ def test_chance_is_stored_with_the_alignment_and_excluded_where_it_is():
     mean = table["alignment"].mean("pair")
     assert bool((mean > table["chance_hi"]).where(~cell_nan, True).all())  # shared signal: above chance
     assert table["chance"].attrs["draws"] == 6 and "95th percentile" in table["chance_hi"].attrs["description"]
-    # the values are the draws of alignlib.chance at that cell, keyed by (seed, task, metric, layer, snr, n)
+    # the values are the draws of alignlib.stats.chance at that cell, keyed by (seed, task, metric, layer, snr, n)
     block = cube["activation"].sel(snr=1.0, n=20, layer="hidden").values.astype(np.float64)
     draws = chance_draws(block, "procrustes", {}, 6, base_seed=0, task="fake", layer="hidden", snr=1.0, n=20)
     assert float(table["chance"].sel(metric="procrustes", layer="hidden", snr=1.0, n=20)) == pytest.approx(draws.mean())
@@ -170,8 +170,8 @@ def test_end_to_end_metrics_have_no_chance_and_say_why(small_linear_cube):
 
 @pytest.fixture(scope="module")
 def small_linear_cube(tiny_config):
-    from alignlib.data import make_task_data
-    from alignlib.experiment import extract_activations, model_attrs, train_grid_n
+    from alignlib.ensembles.data import make_task_data
+    from alignlib.ensembles.builder import extract_activations, model_attrs, train_grid_n
 
     cfg = tiny_config["tasks"]["linear_regression"]
     data = make_task_data("linear_regression", cfg)
@@ -194,7 +194,7 @@ def test_merged_metric_parts_carry_the_chance(small_linear_cube):
 def test_the_tiny_run_stores_the_chance_and_the_verdicts_compare_with_it(tiny_run, tiny_config):
     import pandas as pd
 
-    from alignlib.cubes import read_netcdf
+    from alignpipe.cubes import read_netcdf
 
     for task in tiny_config["tasks"]:
         table = read_netcdf(tiny_run / task / "alignment.nc")
@@ -214,7 +214,7 @@ def test_chance_config_key_defaults_and_errors(tiny_config):
     import jsonschema
     import yaml
 
-    from alignlib.config import describe_validation_error
+    from alignpipe.config import describe_validation_error
     from conftest import REPO, validated
 
     plain = {k: v for k, v in copy.deepcopy(tiny_config).items() if k != "chance"}
@@ -232,7 +232,7 @@ def test_chance_config_key_defaults_and_errors(tiny_config):
 def test_figures_draw_the_chance_band_and_every_metric_per_layer():
     import matplotlib
 
-    from alignlib.figures import CHANCE_LABEL, alignment_per_layer_vs_n, alignment_vs_n, alignment_vs_snr
+    from alignpipe.figures import CHANCE_LABEL, alignment_per_layer_vs_n, alignment_vs_n, alignment_vs_snr
 
     metrics = ["cka_linear", "procrustes", "rsa"]
     table = compute_alignment(structured_cube(shared=1.0), metrics, log=io.StringIO(), chance_draws=3, task="fake")

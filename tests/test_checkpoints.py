@@ -8,7 +8,7 @@ import torch
 import xarray as xr
 import yaml
 
-from alignlib.checkpoints import (
+from alignpipe.checkpoints import (
     alignment_during_training,
     all_checkpoint_settings,
     auto_n,
@@ -21,9 +21,9 @@ from alignlib.checkpoints import (
     settings_of,
     threshold_labels,
 )
-from alignlib.members import pair_index
-from alignlib.networks import Architecture, init_member, stack_members
-from alignlib.training import checkpoint_schedule, steps_per_epoch, train_ensemble
+from alignlib.stats.members import pair_index
+from alignlib.ensembles.networks import Architecture, init_member, stack_members
+from alignlib.ensembles.training import checkpoint_schedule, steps_per_epoch, train_ensemble
 
 from conftest import CONFIGS, run_snakemake, validated
 
@@ -286,9 +286,9 @@ def test_threshold_labels():
 def test_linear_task_checkpoints_in_steps(tiny_config):
     """Full-batch linear task: checkpoints are steps, the end-to-end maps are recorded at each, the
     primary metric is the end-to-end cosine, and the final weights align like the main run's."""
-    from alignlib.alignment import compute_alignment
-    from alignlib.data import make_task_data
-    from alignlib.experiment import extract_activations, train_grid_n
+    from alignlib.ensembles.alignment import compute_alignment
+    from alignlib.ensembles.data import make_task_data
+    from alignlib.ensembles.builder import extract_activations, train_grid_n
 
     cfg = dict(tiny_config["tasks"]["linear_regression"], snr=[3.0], seeds=3)
     data = make_task_data("linear_regression", cfg)

@@ -1,4 +1,4 @@
-"""alignlib.claims and alignlib.verdicts on synthetic tables with a known truth.
+"""alignlib.claims.claim_tests and alignlib.claims.verdicts on synthetic tables with a known truth.
 
 Every claim test is checked both ways, through the functions the pipeline calls: it calls the
 effect where there is one and does not where there is none, and the rules fixed in advance
@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from alignlib.calibration import (
+from alignlib.claims.calibration import (
     GRIDS,
     SNRS3,
     call_rates,
@@ -43,7 +43,7 @@ from alignlib.calibration import (
     synthetic_panel,
     threshold_noise_fit,
 )
-from alignlib.claims import (
+from alignlib.claims.claim_tests import (
     Criteria,
     _random_argmin,
     claim4_cell,
@@ -63,8 +63,8 @@ from alignlib.claims import (
     threshold_midpoint,
     threshold_positions,
 )
-from alignlib.members import bootstrap_pair_means, holm, jackknife_pair_mean, resample_members
-from alignlib.verdicts import aggregate, all_verdicts, claim1_verdict, claim2_verdict, claim4_verdict
+from alignlib.stats.members import bootstrap_pair_means, holm, jackknife_pair_mean, resample_members
+from alignlib.claims.verdicts import aggregate, all_verdicts, claim1_verdict, claim2_verdict, claim4_verdict
 
 NS = GRIDS["linear"][0]
 SNRS = np.array([0.1, 0.3, 1, 3, 10, 30, 100])
@@ -286,7 +286,7 @@ def test_own_noise_null_is_calibrated_and_rejects_when_the_errors_are_shrunk():
 def test_own_noise_null_with_data_draws_regenerates_each_draw_on_its_own_pairs():
     """Members nested in two data draws (pairs within a draw only): each draw is regenerated on its
     own pairs, the draws' difference (0.5 against 0.7) is not kept, the within-draw noise is."""
-    from alignlib.claims import Panel
+    from alignlib.claims.claim_tests import Panel
 
     rng = np.random.default_rng(17)
     a, b = (synthetic_panel(np.full((5, 6), m), 5, rng) for m in (0.5, 0.7))
@@ -561,7 +561,7 @@ def test_coupling_is_reported_with_an_interval_that_covers():
     assert hits >= 24
 
 
-# ------------------------------------------------------------------ whole tables through alignlib.verdicts
+# ------------------------------------------------------------------ whole tables through alignlib.claims.verdicts
 
 
 def _table(values_by_metric, test_error, snrs=SNRS[:3], ns=NS[:4], S=6):
@@ -598,7 +598,7 @@ def test_verdicts_for_a_task_without_values_are_explicit():
 
 
 def test_claim3_groups_tasks_and_combines_their_verdicts_by_the_common_rule():
-    from alignlib.verdicts import claim3_rows
+    from alignlib.claims.verdicts import claim3_rows
 
     heads = pd.DataFrame([
         dict(task="lin", claim=1, level="headline", verdict="holds"), dict(task="lin", claim=2, level="headline", verdict="holds"),
@@ -618,8 +618,8 @@ def test_claim3_groups_tasks_and_combines_their_verdicts_by_the_common_rule():
 
 
 def test_verdicts_and_figures_say_when_diverged_members_were_excluded():
-    from alignlib.figures import alignment_vs_n
-    from alignlib.threshold import threshold_with_interval
+    from alignpipe.figures import alignment_vs_n
+    from alignlib.stats.threshold import threshold_with_interval
 
     rng = np.random.default_rng(6)
     align = 0.5 + 0.01 * rng.normal(size=(3, 4, 15))

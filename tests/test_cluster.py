@@ -20,7 +20,7 @@ import xarray as xr
 import yaml
 from conftest import REPO, run_snakemake
 
-from alignlib.cubes import read_netcdf
+from alignpipe.cubes import read_netcdf
 
 pytestmark = pytest.mark.cluster
 

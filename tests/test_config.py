@@ -55,7 +55,7 @@ def test_unknown_key_lists_allowed_keys(tmp_path, tiny_config):
 
 
 def test_known_metrics_match_registry():
-    from alignlib.config import KNOWN_METRICS
+    from alignpipe.config import KNOWN_METRICS
     from alignlib.metrics import metric_names
 
     assert set(KNOWN_METRICS) == set(metric_names())
@@ -67,7 +67,7 @@ def test_metric_options_reach_the_alignment():
     import numpy as np
     import xarray as xr
 
-    from alignlib.alignment import compute_alignment
+    from alignlib.ensembles.alignment import compute_alignment
     from alignlib.metrics import compare
 
     rng = np.random.default_rng(0)
@@ -117,7 +117,7 @@ def test_confirmation_config_is_the_default_design_held_out():
 
     import yaml
 
-    from alignlib.draws import data_draws
+    from alignpipe.draws import data_draws
 
     repo = Path(__file__).resolve().parent.parent
     default = yaml.safe_load((repo / "config.yaml").read_text())

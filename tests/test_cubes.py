@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from alignlib.cubes import layer_activations, open_activations, write_netcdf
-from alignlib.data import make_task_data
-from alignlib.experiment import extract_activations, model_attrs, params_of, train_grid_n
+from alignlib.ensembles.alignment import layer_activations
+from alignpipe.cubes import open_activations, write_netcdf
+from alignlib.ensembles.data import make_task_data
+from alignlib.ensembles.builder import extract_activations, model_attrs, params_of, train_grid_n
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Independent data draws of a task (data_draws: K; alignlib.draws): config, names and the combined table."""
+"""Independent data draws of a task (data_draws: K; alignpipe.draws): config, names and the combined table."""
 import copy
 import re
 from itertools import combinations
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from alignlib.config import ConfigError, check_config, first_schema_problem, plan_summary
-from alignlib.cubes import read_netcdf, write_netcdf
-from alignlib.draws import (
+from alignpipe.config import ConfigError, check_config, first_schema_problem, plan_summary
+from alignpipe.cubes import read_netcdf, write_netcdf
+from alignpipe.draws import (
     check_draws,
     coarse_noise_fit,
     combine_draws,
@@ -274,7 +274,7 @@ def test_wildcard_patterns_split_the_tasks():
 @pytest.mark.parametrize("dataset", [{"kind": "teacher_mlp", "dim": 4, "teacher_hidden": 6},
                                      {"kind": "diabetes"}])
 def test_each_draw_has_its_own_data_and_a_draw_is_recreated_alone(dataset):
-    from alignlib.data import make_task_data
+    from alignlib.ensembles.data import make_task_data
 
     cfg = config(data_draws=2, dataset=dataset, ood={"kind": "shift", "factor": 2.0})
     settings = trained_tasks(cfg)
@@ -292,7 +292,7 @@ def test_each_draw_has_its_own_data_and_a_draw_is_recreated_alone(dataset):
 def test_bad_draws_fail_through_the_library_entry_point(tmp_path):
     import yaml
 
-    from alignlib.config import main
+    from alignpipe.config import main
 
     cfg = copy.deepcopy(config())
     cfg["tasks"]["a"]["data_draws"] = 0

@@ -1,4 +1,4 @@
-"""alignlib.gpu.acquire_gpu: concurrent jobs get different devices. No GPU needed: fake counts."""
+"""alignpipe.gpu.acquire_gpu: concurrent jobs get different devices. No GPU needed: fake counts."""
 import os
 import signal
 import subprocess
@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from alignlib import gpu
-from alignlib.gpu import acquire_gpu
+from alignpipe import gpu
+from alignpipe.gpu import acquire_gpu
 
 
 @pytest.fixture(autouse=True)
@@ -85,7 +85,7 @@ def test_timeout_when_all_busy(tmp_path):
 def test_lock_is_exclusive_across_processes_and_dies_with_a_killed_holder(tmp_path):
     script = textwrap.dedent(f"""
         import sys, time
-        from alignlib.gpu import acquire_gpu
+        from alignpipe.gpu import acquire_gpu
         with acquire_gpu({str(tmp_path)!r}, 2) as index:
             print(index, flush=True)
             time.sleep(60)

@@ -6,8 +6,8 @@ import struct
 import numpy as np
 import pytest
 
-from alignlib.data import make_task_data
-from alignlib.image_files import MNIST_FILES, load_cifar10, load_mnist, read_idx
+from alignlib.ensembles.data import make_task_data
+from alignlib.ensembles.image_files import MNIST_FILES, load_cifar10, load_mnist, read_idx
 from conftest import run_snakemake, validated
 
 

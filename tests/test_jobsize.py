@@ -1,4 +1,4 @@
-"""Job sizes (alignlib.jobsize), the merge of align parts, per-task claims and job timing (alignlib.timing)."""
+"""Job sizes (alignpipe.jobsize), the merge of align parts, per-task claims and job timing (alignpipe.timing)."""
 import io
 import json
 import math
@@ -9,11 +9,11 @@ import pytest
 import xarray as xr
 import yaml
 
-from alignlib.alignment import compute_alignment, merge_metric_parts
-from alignlib.config import task_jobs_by_rule
-from alignlib.data import make_task_data
-from alignlib.experiment import extract_activations, model_attrs, train_grid_n
-from alignlib.jobsize import (
+from alignlib.ensembles.alignment import compute_alignment, merge_metric_parts
+from alignpipe.config import task_jobs_by_rule
+from alignlib.ensembles.data import make_task_data
+from alignlib.ensembles.builder import extract_activations, model_attrs, train_grid_n
+from alignpipe.jobsize import (
     align_seconds,
     cube_groups,
     metric_groups,
@@ -21,7 +21,7 @@ from alignlib.jobsize import (
     part_name,
     train_seconds,
 )
-from alignlib.timing import TAG, JobClock, job_clock, parse_timing, set_threads
+from alignpipe.timing import TAG, JobClock, job_clock, parse_timing, set_threads
 from conftest import REPO, validated
 
 
@@ -118,8 +118,8 @@ def test_merged_parts_equal_one_computation(small_cube, single_torch_thread, gro
 
 
 def test_per_task_claims_stack_to_all_verdicts(tiny_run, tiny_config):
-    from alignlib.cubes import read_netcdf
-    from alignlib.verdicts import all_verdicts, combine_task_results, task_result
+    from alignpipe.cubes import read_netcdf
+    from alignlib.claims.verdicts import all_verdicts, combine_task_results, task_result
 
     tables = {task: read_netcdf(tiny_run / task / "alignment.nc") for task in tiny_config["tasks"]}
     primary = {t: c["primary_metric"] for t, c in tiny_config["tasks"].items()}
@@ -166,7 +166,7 @@ def test_set_threads_sets_torch_and_blas(single_torch_thread, monkeypatch):
 def test_save_figure_writes_pdf_only_when_asked(tmp_path):
     import matplotlib.pyplot as plt
 
-    from alignlib.figures import save_figure
+    from alignpipe.figures import save_figure
 
     fig, ax = plt.subplots()
     ax.plot([0, 1], [1, 0])
@@ -179,7 +179,7 @@ def test_save_figure_writes_pdf_only_when_asked(tmp_path):
 
 
 def test_priorities_follow_the_critical_path(default_config):
-    from alignlib.jobsize import task_priorities
+    from alignpipe.jobsize import task_priorities
 
     for task in default_config["tasks"]:
         p = task_priorities(default_config, task)

@@ -6,9 +6,9 @@ import pytest
 import xarray as xr
 import yaml
 
-from alignlib.alignment import compute_alignment, linear_theory, pair_mean
-from alignlib.data import make_task_data
-from alignlib.experiment import (architecture, extract_activations, member_init, member_training_set,
+from alignlib.ensembles.alignment import compute_alignment, linear_theory, pair_mean
+from alignlib.ensembles.data import make_task_data
+from alignlib.ensembles.builder import (architecture, extract_activations, member_init, member_training_set,
                                  model_attrs, params_of, train_grid_n, train_members)
 from conftest import REPO, validated
 

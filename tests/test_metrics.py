@@ -69,7 +69,7 @@ def test_registry_lists_every_metric_with_its_properties():
 
 
 def test_config_list_agrees_with_registry():
-    config = pytest.importorskip("alignlib.config")
+    config = pytest.importorskip("alignpipe.config")
     assert tuple(config.KNOWN_METRICS) == metric_names()
 
 

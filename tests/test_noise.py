@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from alignlib.data import make_task_data
-from alignlib.experiment import member_training_set
-from alignlib.noise import corrupt, flip_labels, flip_probability
+from alignlib.ensembles.data import make_task_data
+from alignlib.ensembles.builder import member_training_set
+from alignlib.ensembles.noise import corrupt, flip_labels, flip_probability
 from conftest import validated
 
 

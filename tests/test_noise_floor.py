@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from alignlib.data import make_task_data
-from alignlib.experiment import model_attrs, train_grid_n
-from alignlib.threshold import below_threshold_fit, fit_by_n, task_thresholds
+from alignlib.ensembles.data import make_task_data
+from alignlib.ensembles.builder import model_attrs, train_grid_n
+from alignlib.stats.threshold import below_threshold_fit, fit_by_n, task_thresholds
 from conftest import validated
 
 TASK = {

@@ -9,10 +9,10 @@ import xarray as xr
 import yaml
 from conftest import CONFIGS, REPO, run_snakemake, validated
 
-from alignlib import data as data_mod
-from alignlib import ood
-from alignlib.alignment import member_pairs
-from alignlib.config import ConfigError, first_schema_problem
+from alignlib.ensembles import data as data_mod
+from alignpipe import ood
+from alignlib.ensembles.alignment import member_pairs
+from alignpipe.config import ConfigError, first_schema_problem
 
 SCHEMA = str(REPO / "schemas" / "config.schema.yaml")
 
@@ -36,7 +36,7 @@ def _make(kind, ood_cfg=None, **extra):
 
 
 def test_kind_tables_agree():
-    """alignlib.ood (light, for the Snakefile) and alignlib.data (the numerics) list the same kinds."""
+    """alignpipe.ood (light, for the Snakefile) and alignlib.ensembles.data (the numerics) list the same kinds."""
     assert ood.OOD_KINDS == data_mod.OOD_KINDS
     assert set(data_mod.OOD_KINDS) == set(data_mod.DATASETS)
 

@@ -7,7 +7,7 @@ import pickle
 
 import numpy as np
 
-from alignlib.image_files import MNIST_FILES
+from alignlib.ensembles.image_files import MNIST_FILES
 from conftest import REPO, run_snakemake
 from test_image_files import write_idx
 

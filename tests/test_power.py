@@ -1,10 +1,10 @@
-"""The power study's subsetting and aggregation (alignlib.power) on hand-made alignment tables."""
+"""The power study's subsetting and aggregation (alignlib.claims.power) on hand-made alignment tables."""
 import numpy as np
 import pytest
 import xarray as xr
 
-from alignlib.alignment import member_pairs
-from alignlib.power import claim2_power, interval_ratio, member_subset
+from alignlib.ensembles.alignment import member_pairs
+from alignlib.claims.power import claim2_power, interval_ratio, member_subset
 
 NS = [10, 20, 40, 80, 160]
 

@@ -1,4 +1,4 @@
-"""Cells where a metric is uninformative by construction (alignlib.preconditions), the storage-dtype
+"""Cells where a metric is uninformative by construction (alignlib.metrics.preconditions), the storage-dtype
 rank tolerance and the held-out ridge of the CCA family, and their integration in compute_alignment.
 Each rule is checked both ways: it fires where declared and stays silent on ordinary layers."""
 
@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from alignlib.alignment import compute_alignment
-from alignlib.cubes import read_netcdf, write_netcdf
+from alignlib.ensembles.alignment import compute_alignment
+from alignpipe.cubes import read_netcdf, write_netcdf
 from alignlib.metrics import METRICS, compare, pairwise
-from alignlib.preconditions import (
+from alignlib.metrics.preconditions import (
     probe_space,
     rank_tolerance,
     residue_fraction,

@@ -1,13 +1,13 @@
-"""An n grid that refines itself around the interpolation threshold (alignlib.refine, the refine checkpoint)."""
+"""An n grid that refines itself around the interpolation threshold (alignpipe.refine, the refine checkpoint)."""
 import copy
 
 import numpy as np
 import pytest
 import xarray as xr
 
-from alignlib.config import ConfigError, check_config
-from alignlib.cubes import read_netcdf, write_netcdf
-from alignlib.refine import (
+from alignpipe.config import ConfigError, check_config
+from alignpipe.cubes import read_netcdf, write_netcdf
+from alignpipe.refine import (
     grid_n,
     log_spaced_ns,
     read_refinement,

@@ -17,11 +17,11 @@ import pytest
 import torch
 import xarray as xr
 
-from alignlib import cubes as cubes_module
-from alignlib.alignment import compute_alignment
-from alignlib.config import BUNDLED_SIZES, ConfigError, check_config, check_yaml_file
-from alignlib.config import main as config_main
-from alignlib.cubes import (
+from alignpipe import cubes as cubes_module
+from alignlib.ensembles.alignment import compute_alignment
+from alignpipe.config import BUNDLED_SIZES, ConfigError, check_config, check_yaml_file
+from alignpipe.config import main as config_main
+from alignpipe.cubes import (
     CorruptFileError,
     CubeMismatchError,
     NoSpaceError,
@@ -30,10 +30,10 @@ from alignlib.cubes import (
     undeclared_cubes,
     write_netcdf,
 )
-from alignlib.divergence import TrainingDiverged, check_divergence, exclusion_note, require_finite_alignment
-from alignlib.networks import Architecture, init_member, stack_members
-from alignlib.runlog import log_to
-from alignlib.training import train_ensemble
+from alignlib.ensembles.divergence import TrainingDiverged, check_divergence, exclusion_note, require_finite_alignment
+from alignlib.ensembles.networks import Architecture, init_member, stack_members
+from alignpipe.runlog import log_to
+from alignlib.ensembles.training import train_ensemble
 from conftest import REPO, run_snakemake, validated
 
 TASK = "linear_regression"
@@ -174,8 +174,8 @@ def test_divergence_is_detected(optimizer, lr, expected, single_torch_thread):
 
 
 def test_tiny_config_tasks_do_not_diverge(tiny_config, single_torch_thread):
-    from alignlib.data import make_task_data
-    from alignlib.experiment import train_grid_n
+    from alignlib.ensembles.data import make_task_data
+    from alignlib.ensembles.builder import train_grid_n
 
     for task, n in (("linear_regression", 10), ("digits_tiny", 150)):
         cfg = tiny_config["tasks"][task]

@@ -1,4 +1,4 @@
-"""alignlib.stats: probe and member bootstraps, permutation baselines; seeded and deterministic."""
+"""alignlib.stats.probes: probe and member bootstraps, permutation baselines; seeded and deterministic."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from alignlib.metrics import compare, pairwise
-from alignlib.stats import (
+from alignlib.stats.probes import (
     bootstrap_members,
     bootstrap_probes,
     bootstrap_probes_pair,

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from alignlib.threshold import interpolation_threshold
+from alignlib.stats.threshold import interpolation_threshold
 
 
 def _errors(table, ns=(5, 10, 20, 40, 80), snrs=(1.0, 10.0)):
@@ -40,8 +40,8 @@ def test_unsorted_n_grid():
 # ---------------------------------------------------------------- noise-relative criterion and intervals
 import torch  # noqa: E402
 
-from alignlib.experiment import noise_fit, noise_variance_scale  # noqa: E402
-from alignlib.threshold import double_descent_peak, threshold_with_interval  # noqa: E402
+from alignlib.ensembles.builder import noise_fit, noise_variance_scale  # noqa: E402
+from alignlib.stats.threshold import double_descent_peak, threshold_with_interval  # noqa: E402
 
 
 def _regression_data(n=200, seed=0):
@@ -125,7 +125,7 @@ def test_double_descent_peak_with_interval():
 
 
 def test_peak_prominence_by_hand():
-    from alignlib.threshold import peak_prominence
+    from alignlib.stats.threshold import peak_prominence
 
     P, k = peak_prominence(np.array([[1.0, 1.5, 3.0, 1.6, 1.1, 1.0],  # peak at 2: min(3 - 1, 3 - 1) = 2
                                       [3.0, 2.0, 1.0, 1.0, 1.0, 1.0],  # monotone: no interior maximum
@@ -139,7 +139,7 @@ def test_error_peak_is_a_test_not_the_argmax():
     """Test error that falls with n and levels off (mlp_classification's shape) has its argmax at the
     first n, which the old 'peak' reported; as a test it is 'no peak' (NaN) with a large p, and a real
     interior peak of 8 standard errors is found at its n."""
-    from alignlib.calibration import GRIDS, error_curve, test_error_table
+    from alignlib.claims.calibration import GRIDS, error_curve, test_error_table
 
     ns = GRIDS["mlp"][0]
     rng = np.random.default_rng(4)
@@ -155,7 +155,7 @@ def test_error_peak_is_a_test_not_the_argmax():
 def test_peak_test_keeps_its_level_on_curves_without_an_interior_maximum():
     """The least favourable curves (a step at one end, flat elsewhere) and a flat one: a raw p < 0.05 at
     most 5 % of the time (a flat null would fire on the steps); a peak of 4 standard errors: >= 80 %."""
-    from alignlib.threshold import peak_test
+    from alignlib.stats.threshold import peak_test
 
     se = np.full(10, 0.01)
     rng = np.random.default_rng(5)
@@ -169,7 +169,7 @@ def test_peak_test_keeps_its_level_on_curves_without_an_interior_maximum():
 
 
 def test_below_threshold_fit_counts_members_under_threshold_over_factor():
-    from alignlib.threshold import below_threshold_fit
+    from alignlib.stats.threshold import below_threshold_fit
 
     ns = [5, 10, 20, 40, 80]
     nf = np.zeros((1, 5, 4))
@@ -185,7 +185,7 @@ def test_below_threshold_fit_counts_members_under_threshold_over_factor():
 
 
 def test_fit_by_n_fractions_per_grid_point():
-    from alignlib.threshold import fit_by_n
+    from alignlib.stats.threshold import fit_by_n
 
     nf = np.zeros((2, 3, 4))
     nf[0, 1, :2] = 0.5  # snr 1, n = 20: two of four members above the floor ...

@@ -4,11 +4,11 @@ import pytest
 import torch
 import xarray as xr
 
-from alignlib.data import make_task_data
-from alignlib.experiment import member_training_set, train_grid_n, train_members
-from alignlib.networks import Architecture, end_to_end, init_member, stack_members
-from alignlib.seeding import stream
-from alignlib.training import input_preconditioner, train_ensemble
+from alignlib.ensembles.data import make_task_data
+from alignlib.ensembles.builder import member_training_set, train_grid_n, train_members
+from alignlib.ensembles.networks import Architecture, end_to_end, init_member, stack_members
+from alignlib.ensembles.seeding import stream
+from alignlib.ensembles.training import input_preconditioner, train_ensemble
 
 
 def _problem(n, d=30, members=4, snr=0.5, seed=0):
@@ -136,7 +136,7 @@ def _reference_cnn(params, x, image_shape):
 
 
 def test_grouped_cnn_equals_per_member_cnn():
-    from alignlib.networks import forward
+    from alignlib.ensembles.networks import forward
 
     arch = Architecture((3 * 4 * 4, 5, 4), activation="relu", bias=True, conv=(3,), image_shape=(2, 8, 8),
                         conv_record="flatten")
@@ -184,7 +184,7 @@ def test_classification_stops_when_training_labels_are_fitted():
     members = [init_member(arch, 1.0, np.random.default_rng(i)) for i in range(2)]
     result = train_ensemble(arch, stack_members(members, torch.float64, "cpu"), x, y, optimizer="adam", lr=0.02,
                             max_steps=5000, tol=1e-12, loss="cross_entropy", fit_tol=0.0)
-    from alignlib.networks import forward
+    from alignlib.ensembles.networks import forward
 
     pred = forward(arch, result.params, x)[-1].argmax(-1)
     assert result.converged.all() and result.steps.max() < 5000

@@ -9,11 +9,11 @@ import pytest
 import xarray as xr
 import yaml
 
-from alignlib.alignment import compute_alignment, linear_theory, pair_mean
-from alignlib.config import has_linear_theory
-from alignlib.cubes import open_activations, read_netcdf, write_netcdf
-from alignlib.threshold import task_thresholds
-from alignlib.verdicts import all_verdicts, write_csv
+from alignlib.ensembles.alignment import compute_alignment, linear_theory, pair_mean
+from alignpipe.config import has_linear_theory
+from alignpipe.cubes import open_activations, read_netcdf, write_netcdf
+from alignlib.stats.threshold import task_thresholds
+from alignlib.claims.verdicts import all_verdicts, write_csv
 from conftest import REPO, run_snakemake
 
 pytestmark = pytest.mark.workflow

@@ -1,4 +1,4 @@
-"""A task in several independent data draws (data_draws: K; alignlib.draws) through the real snakemake:
+"""A task in several independent data draws (data_draws: K; alignpipe.draws) through the real snakemake:
 one tiny linear task in 2 draws, with the refinement checkpoint and OOD probes on."""
 import copy
 
@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from alignlib.cubes import read_netcdf
-from alignlib.refine import read_refinement
+from alignpipe.cubes import read_netcdf
+from alignpipe.refine import read_refinement
 from conftest import run_snakemake
 
 pytestmark = pytest.mark.workflow
@@ -106,7 +106,7 @@ def test_verdicts_and_figures_are_the_tasks_only(draws_run):
 
 
 def test_a_member_of_one_draw_is_recreated_alone(draws_run, single_torch_thread):
-    from alignlib.experiment import train_members
+    from alignlib.ensembles.builder import train_members
 
     workdir, config = draws_run
     res = workdir / "results"

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from alignlib.cubes import read_netcdf
-from alignlib.report import section
+from alignpipe.cubes import read_netcdf
+from alignpipe.report import section
 
 from conftest import CONFIGS, run_snakemake, validated
 
@@ -90,7 +90,7 @@ def test_report_section_is_generated_from_the_run(tiny_run):
 def test_claim2_and_ood_tables_from_hand_made_frames(tmp_path):
     import pandas as pd
 
-    from alignlib.report import claim2_table, ood_table
+    from alignpipe.report import claim2_table, ood_table
 
     verdicts = pd.DataFrame([dict(task="t", claim=2, level="headline", metric="cka_linear", layer="hidden1")])
     summary = pd.DataFrame([

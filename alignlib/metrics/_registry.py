@@ -31,7 +31,7 @@ class MetricInfo:
     (members are whole maps, e.g. (d_in, d_out) weight products, compared flattened).
     ``preconditions`` says, in one sentence, when the metric is informative: outside those
     conditions it returns a number fixed by construction (e.g. CCA = 1), not evidence.
-    ``alignlib.preconditions`` detects the violations it can test on one grid point.
+    ``alignlib.metrics.preconditions`` detects the violations it can test on one grid point.
     """
 
     name: str
@@ -62,8 +62,12 @@ METRICS: Mapping[str, MetricInfo] = MappingProxyType(_METRICS)
 
 
 def register(info: MetricInfo) -> MetricInfo:
+    from alignlib.metrics.names import METRIC_NAMES
+
     if info.name in _METRICS:
         raise ValueError(f"metric {info.name!r} registered twice")
+    if info.name not in METRIC_NAMES:  # one source of the names: alignlib.metrics.names
+        raise ValueError(f"metric {info.name!r} is not listed in alignlib.metrics.names")
     _METRICS[info.name] = info
     return info
 

@@ -5,7 +5,7 @@ Plain CCA's canonical correlations between A and B are the singular values of
 ``U_A^T U_B`` (Bjorck & Golub 1973).
 
 Numerical rank. r counts the singular values of the centred member above
-``alignlib.ranks.rank_tolerance``: ``s_1 x max(n, d) x eps64`` (the float64 SVD's
+``alignlib.metrics.ranks.rank_tolerance``: ``s_1 x max(n, d) x eps64`` (the float64 SVD's
 own error, ``numpy.linalg.matrix_rank``'s rule) and, with ``rank_eps`` = the storage
 dtype's eps, at least ``rank_eps x ||A||_F`` (a bound on the spectral norm of the storage
 rounding of the stored values A). Activations *stored* in float32 carry rounding noise of
@@ -57,7 +57,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..ranks import rank_tolerance
+from alignlib.metrics.ranks import rank_tolerance
 from ._common import DTYPE, Tensor, centre, centred_checked, check_nonnegative, require_probes
 from ._registry import MetricInfo, register
 from .cka import linear_kernel_products
@@ -100,7 +100,7 @@ def check_rank_eps(value, metric: str) -> float | None:
 
 
 def numerical_rank(s: Tensor, shape: tuple[int, int], norm: float, rank_eps: float | None) -> int:
-    """Singular values above :func:`alignlib.ranks.rank_tolerance`."""
+    """Singular values above :func:`alignlib.metrics.ranks.rank_tolerance`."""
     if s.numel() == 0 or float(s[0]) == 0.0:
         return 0
     return int((s > rank_tolerance(float(s[0]), shape, norm, rank_eps)).sum())

@@ -3,7 +3,7 @@
 With ``refine: {points: P, span: [a, b]}`` in a task's config, the pipeline first trains the
 coarse grid (the task's ``n``), then its ``refine`` checkpoint reads the coarse members'
 ``noise_fit``, finds each SNR's interpolation threshold t (and its member-bootstrap interval,
-:func:`alignlib.threshold.threshold_with_interval`) and adds up to P sample sizes log-spaced
+:func:`alignlib.stats.threshold.threshold_with_interval`) and adds up to P sample sizes log-spaced
 over [a x min t, b x max t] (min and max over the SNRs with a threshold), rounded to integers,
 kept within [2, the training pool of the data set] and without the coarse grid's n. Those are
 trained like any other n (every member keyed by (task, snr, n, seed)), so the refined grid is a
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .threshold import threshold_with_interval
+from alignlib.stats.threshold import threshold_with_interval
 
 MIN_N = 2  # the schema's smallest n
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from .members import holm, member_bootstrap, nested_mean_se
+from alignlib.stats.members import holm, member_bootstrap, nested_mean_se
 
 
 def noise_fit_definition(noise: str, target: str) -> str:
@@ -94,7 +94,7 @@ def threshold_with_interval(noise_fit: xr.DataArray, tol: float, *, quorum: floa
     bootstrap threshold and the upper percentile of the bootstrap first non-interpolating n,
     never narrower than [threshold, first non-interpolating n]. NaN bounds lie outside the grid
     (low: below the smallest n; high: beyond the largest n). With several data draws (coordinate
-    ``draw`` of ``seed``) the bootstrap resamples draws, then members (alignlib.members).
+    ``draw`` of ``seed``) the bootstrap resamples draws, then members (alignlib.stats.members).
     """
     nf = noise_fit.transpose("snr", "n", "seed").sortby("n")
     ns, snrs = nf["n"].values, nf["snr"].values
@@ -177,7 +177,7 @@ def double_descent_peak(test_error: xr.DataArray, *, n_boot: int = 1000, level: 
     a significant interior local maximum.
 
     :func:`peak_test` on the members' mean test error (standard error over members; with data
-    draws the two-stage one, alignlib.members.nested_mean_se), Holm across SNRs. Where the peak is
+    draws the two-stage one, alignlib.stats.members.nested_mean_se), Holm across SNRs. Where the peak is
     significant, ``test_error_peak`` is its n with a member-bootstrap interval (the replicates'
     most prominent interior maximum); elsewhere NaN ("no peak"). ``test_error_peak_p`` holds the
     Holm-adjusted p and ``test_error_peak_prominence`` the statistic, for every SNR.

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .claims import Criteria, minimum_near_threshold, panel
+from alignlib.claims.claim_tests import Criteria, minimum_near_threshold, panel
 
 
 def member_subset(table: xr.Dataset, seeds) -> xr.Dataset:
@@ -27,7 +27,7 @@ def member_subset(table: xr.Dataset, seeds) -> xr.Dataset:
 
 
 def claim2_cells(table: xr.Dataset, metric: str, layer: str, tol: float, n_boot: int = 400, seed: int = 0) -> pd.DataFrame:
-    """Claim 2's per-SNR rows (alignlib.claims.minimum_near_threshold) on this table: the subset's own
+    """Claim 2's per-SNR rows (alignlib.claims.claim_tests.minimum_near_threshold) on this table: the subset's own
     threshold, jointly bootstrapped with its curve."""
     crit = Criteria(tol=tol, n_boot=n_boot, seed=seed)
     return pd.DataFrame(minimum_near_threshold(panel(table, metric, layer), crit))

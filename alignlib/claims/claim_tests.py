@@ -5,13 +5,13 @@ they decide: docs/methods.md, "Criteria fixed before the results they decide".
 
 The unit of replication is the member: a grid point's mean over member pairs gets its
 standard error from the delete-one-member jackknife and its bootstrap distribution from
-resampling members (alignlib.members). Members at different grid points are independent
+resampling members (alignlib.stats.members). Members at different grid points are independent
 (each has its own noise and initialisation), so grid points are resampled independently.
 With several data draws (members nested in draws) the standard error is the two-stage one
-and the bootstrap resamples draws first, then members (alignlib.members.member_bootstrap).
+and the bootstrap resamples draws first, then members (alignlib.stats.members.member_bootstrap).
 
 Every test gives *cells* that ``hold``, ``fail`` or stay ``undecided``; one rule
-(alignlib.verdicts.aggregate) turns a claim's cells into its verdict.
+(alignlib.claims.verdicts.aggregate) turns a claim's cells into its verdict.
 
 * Claim 1, :func:`increases_with_snr` (cell: one n): alignment rises monotonically with SNR.
   Rise: the rank contrast of the pair means in SNR, T = sum_k c_k m_k, c_k = rank(snr_k) - mean
@@ -35,7 +35,7 @@ Every test gives *cells* that ``hold``, ``fail`` or stay ``undecided``; one rule
   Spearman's rho between alignment and test error over the grid, with a member-bootstrap basic
   interval (:func:`error_alignment_coupling`), describes the coupling.
 
-Every function returns plain rows (dicts); :mod:`alignlib.verdicts` turns them into verdicts.
+Every function returns plain rows (dicts); :mod:`alignlib.claims.verdicts` turns them into verdicts.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ import numpy as np
 import xarray as xr
 from scipy import stats as sps
 
-from .members import (
+from alignlib.stats.members import (
     bootstrap_pair_means,
     holm,
     member_bootstrap,
@@ -55,6 +55,8 @@ from .members import (
     pair_index,
 )
 
+__all__ = ["ALPHA", "Criteria", "Panel", "panel", "welch_df", "snr_trend", "trend_call", "snr_steps", "cell_claim1", "increases_with_snr", "dip_depth", "dip_test", "threshold_positions", "threshold_midpoint", "location_ratio", "location_call", "shape_at", "claim2_cell", "minimum_near_threshold", "grid_steps", "grid_step_tests", "claim4_cell", "error_alignment_coupling", "decoupling"]
+
 ALPHA = 0.05
 
 
@@ -62,7 +64,7 @@ ALPHA = 0.05
 class Criteria:
     """The fixed criteria of the claim tests (docs/methods.md; config key ``claims``).
 
-    ``tol`` and ``quorum`` define when a grid point interpolates (alignlib.threshold)."""
+    ``tol`` and ``quorum`` define when a grid point interpolates (alignlib.stats.threshold)."""
 
     alpha: float = ALPHA
     near_factor: float = 1.5
@@ -124,7 +126,7 @@ def _member_values(ds: xr.Dataset, name: str, snrs, ns) -> np.ndarray | None:
 def panel(ds: xr.Dataset, metric: str, layer: str) -> Panel:
     """The Panel of (metric, layer) from an alignment table (alignment.nc), with its members' draws
     (coordinate ``draw`` of ``seed``, when the task has several data draws), noise_fit and test error."""
-    from .threshold import noise_fit_of
+    from alignlib.stats.threshold import noise_fit_of
 
     values = ds["alignment"].sel(metric=metric, layer=layer).transpose("snr", "n", "pair").sortby("snr").sortby("n")
     ia, ib, S = pair_index(ds["seed_a"].values, ds["seed_b"].values, ds["seed"].values)

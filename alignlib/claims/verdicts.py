@@ -1,4 +1,4 @@
-"""From the per-cell claim tests (alignlib.claims) to one verdict per claim and task.
+"""From the per-cell claim tests (alignlib.claims.claim_tests) to one verdict per claim and task.
 
 A verdict is ``holds``, ``fails`` or ``undecided`` (with the reason). Every claim's cells
 (claim 1: each n; claim 2: each SNR; claim 4: the whole grid; claim 3: each task's headline
@@ -24,10 +24,11 @@ import pandas as pd
 import xarray as xr
 from scipy import stats as sps
 
-from .members import holm
+from alignlib.stats.members import holm
 
-from .claims import ALPHA, Criteria, decoupling, increases_with_snr, minimum_near_threshold, panel
-from .taskspec import END_TO_END_METRICS
+from alignlib.claims.claim_tests import ALPHA, Criteria, decoupling, increases_with_snr, minimum_near_threshold, panel
+from alignlib.ensembles.datasets import REAL_DATASETS
+from alignlib.metrics.names import END_TO_END_METRICS
 
 CLAIM3 = "claims 1 and 2 hold for linear and nonlinear networks, regression and classification, synthetic and real data"
 CLAIMS = {1: "alignment increases monotonically with SNR", 2: "alignment minimal near the interpolation threshold",
@@ -186,7 +187,7 @@ def task_verdicts(ds: xr.Dataset, crit: Criteria | None = None, requested_metric
 
 def below_chance(ds: xr.Dataset, metric: str, layer: str) -> float:
     """How many grid points (snr, n) have a mean alignment over pairs at or below ``chance_hi`` (the
-    95th percentile of the shuffled-probe draws, alignlib.chance); NaN without a chance level."""
+    95th percentile of the shuffled-probe draws, alignlib.stats.chance); NaN without a chance level."""
     if "chance_hi" not in ds or metric not in ds["chance_hi"]["metric"].values:
         return np.nan
     hi = ds["chance_hi"].sel(metric=metric, layer=layer)
@@ -283,7 +284,6 @@ def combine_task_results(results: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     return tidy(frame), cells
 
 
-REAL_DATASETS = ("digits", "diabetes", "mnist", "cifar10")
 GROUP_AXES = {"network": ("linear", "nonlinear"), "target": ("regression", "classification"),
               "data": ("synthetic", "real")}
 
@@ -398,9 +398,9 @@ def write_csv(frame: pd.DataFrame, path) -> None:
 
 def decoupled_highlights(ds: xr.Dataset, alpha: float = ALPHA) -> dict:
     """{metric: [((snr, n), (snr, n))]}: the decoupled grid step with the largest alignment change of each
-    metric at its plotted layer (alignlib.claims.grid_step_tests), for the test-error figure."""
-    from .alignment import primary_layer
-    from .claims import grid_step_tests
+    metric at its plotted layer (alignlib.claims.claim_tests.grid_step_tests), for the test-error figure."""
+    from alignlib.ensembles.alignment import primary_layer
+    from alignlib.claims.claim_tests import grid_step_tests
 
     out = {}
     for metric in [str(m) for m in ds["metric"].values]:

@@ -1,6 +1,6 @@
 """Synthetic alignment tables with a known truth, for measuring the claim tests' error rates.
 
-Every table goes through the functions the pipeline calls (alignlib.claims, alignlib.threshold);
+Every table goes through the functions the pipeline calls (alignlib.claims.claim_tests, alignlib.stats.threshold);
 on tables without the effect the rates are false-positive rates, on tables with a stated effect
 they are powers (benchmarks/bench_calibration.py prints them, tests/test_claims.py asserts them).
 
@@ -12,7 +12,7 @@ they are powers (benchmarks/bench_calibration.py prints them, tests/test_claims.
 * :func:`threshold_noise_fit`: a known interpolation threshold. Every member interpolates
   (noise_fit 0) at n <= the bracket's lower end and none (1) above, optionally with a close
   quorum at the bracket's two ends; the threshold's bracket is then known
-  (t = its geometric midpoint, alignlib.claims.threshold_midpoint).
+  (t = its geometric midpoint, alignlib.claims.claim_tests.threshold_midpoint).
 * Claim 2: :func:`location_curve` (a dip in log n at t, c t or 2c t, or a spike at t flanked
   by minima at t/3 and 3t) and :func:`location_panel` on the default grids (:data:`GRIDS`).
 * Claim 1: :func:`claim1_means` (flat, rising, rising then falling at the last SNR step).
@@ -32,8 +32,8 @@ import numpy as np
 import xarray as xr
 from scipy import stats as sps
 
-from .alignment import member_pairs
-from .claims import (
+from alignlib.ensembles.alignment import member_pairs
+from alignlib.claims.claim_tests import (
     ALPHA,
     Criteria,
     Panel,
@@ -42,7 +42,7 @@ from .claims import (
     increases_with_snr,
     minimum_near_threshold,
 )
-from .members import draw_members
+from alignlib.stats.members import draw_members
 
 C = 1.5  # docs/methods.md: the c of "near", fixed in advance
 
@@ -113,7 +113,7 @@ def threshold_noise_fit(shape: tuple[int, int], ns, bracket, S: int, rng: np.ran
 
 
 def bracket_midpoint(bracket) -> float:
-    """t, the geometric midpoint of the bracket (as alignlib.claims.threshold_midpoint)."""
+    """t, the geometric midpoint of the bracket (as alignlib.claims.claim_tests.threshold_midpoint)."""
     return float(np.sqrt(bracket[0] * bracket[1]))
 
 
@@ -364,7 +364,7 @@ def claim2_calls(p: Panel, crit: Criteria | None = None) -> np.ndarray:
 
 
 def claim4_call(p: Panel, alpha: float = ALPHA) -> str:
-    """Claim 4's call from the grid-step tests (the call of alignlib.claims.decoupling, without its
+    """Claim 4's call from the grid-step tests (the call of alignlib.claims.claim_tests.decoupling, without its
     descriptive Spearman interval)."""
     return claim4_cell(grid_step_tests(p, alpha))[0]
 

@@ -16,22 +16,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
-from .alignment import linear_input_dim, pair_mean, primary_layer  # noqa: E402
+from alignlib.ensembles.alignment import linear_input_dim, pair_mean, primary_layer  # noqa: E402
+from alignlib.metrics.names import METRIC_LABELS  # noqa: E402
 
-METRIC_LABELS = {
-    "cka_linear": "linear CKA",
-    "cka_linear_debiased": "debiased linear CKA",
-    "cka_rbf": "RBF CKA",
-    "information_imbalance": "1 − information imbalance",
-    "neighborhood_overlap": "neighbourhood overlap",
-    "mutual_knn": "mutual k-NN",
-    "procrustes": "Procrustes similarity",
-    "cca": "mean squared CCA",
-    "svcca": "SVCCA",
-    "pwcca": "PWCCA",
-    "rsa": "RSA",
-    "cosine_end_to_end": "cosine of end-to-end maps",
-}
 
 
 def _suptitle(fig, ds: xr.Dataset, text: str) -> None:
@@ -89,7 +76,7 @@ def _mark_thresholds(ax, ds, snrs, colors):
     """Per SNR, in its colour along the bottom of the panel: the interpolation threshold's interval
     (a bar from its low to its high end; open ends reach the panel's edge) and, where test error
     has a significant interior maximum, its peak (a triangle), both from ``ds``
-    (alignlib.threshold.task_thresholds; ``test_error_peak`` is NaN where there is no peak)."""
+    (alignlib.stats.threshold.task_thresholds; ``test_error_peak`` is NaN where there is no peak)."""
     if "interpolation_threshold_low" not in ds:
         return
     trans = matplotlib.transforms.blended_transform_factory(ax.transData, ax.transAxes)
@@ -210,7 +197,7 @@ def alignment_vs_n(ds: xr.Dataset, *, threshold=None, theory=None, metrics=None)
 
 def per_layer_metrics(ds: xr.Dataset) -> list[str]:
     """The metrics drawn per layer: those compared on activations with a value at some layer."""
-    from .taskspec import END_TO_END_METRICS
+    from alignpipe.taskspec import END_TO_END_METRICS
 
     return [str(m) for m in ds["metric"].values if str(m) not in END_TO_END_METRICS
             and bool(np.isfinite(ds["alignment"].sel(metric=m)).any())]
@@ -299,7 +286,7 @@ def alignment_vs_test_error(ds: xr.Dataset, *, highlight=None, metrics=None):
 
     Colour = n, marker = SNR. ``highlight``: {metric: [((snr, n), (snr, n)), ...]} pairs
     of grid points to connect (equivalent test error, significantly different alignment:
-    alignlib.verdicts.decoupled_highlights).
+    alignlib.claims.verdicts.decoupled_highlights).
     """
     panels = _panels(ds, metrics)
     fig, axes = _grid(len(panels))
@@ -367,7 +354,7 @@ def noise_floor_vs_n(ds: xr.Dataset, tol: float):
     """Did training interpolate where it should? Per SNR against n: the fraction of members that reached
     their noise floor (noise_fit <= tol, solid) and the fraction that ran out of steps without reaching
     it (dashed), with each SNR's threshold interval along the bottom and n = threshold / 1.5 marked."""
-    from .threshold import below_threshold_fit, fit_by_n
+    from alignlib.stats.threshold import below_threshold_fit, fit_by_n
 
     fit = fit_by_n(ds, tol)
     snrs = ds["snr"].values

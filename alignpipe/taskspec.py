@@ -3,10 +3,8 @@ job sizing alike (no torch import: the Snakefile loads this)."""
 
 from __future__ import annotations
 
-#: Metrics that compare whole end-to-end maps (linear networks only), stored at the last layer.
-END_TO_END_METRICS = ("cosine_end_to_end",)
-
-IMAGE_DATASETS = ("digits", "mnist", "cifar10")
+from alignlib.ensembles.datasets import IMAGE_DATASETS, IMAGE_SHAPES, OOD_KINDS  # noqa: F401  (re-exported)
+from alignlib.metrics.names import END_TO_END_METRICS  # noqa: F401  (re-exported)
 
 
 def is_classification_task(task: dict) -> bool:
@@ -20,9 +18,6 @@ def has_linear_theory(task: dict) -> bool:
     return (task["network"]["kind"] == "linear" and len(task["network"]["hidden"]) == 1
             and task["dataset"]["kind"] == "gaussian_linear" and task["noise"]["kind"] == "target_gaussian")
 
-_IMAGE_SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
-
-
 def layer_widths(task: dict) -> list[int]:
     """Widths of the recorded layers of a task's network, from its config alone."""
     dataset, net = task["dataset"], task["network"]
@@ -35,19 +30,9 @@ def layer_widths(task: dict) -> list[int]:
         out = 1
     widths = []
     if net["kind"] == "cnn":
-        c, h, w = _IMAGE_SHAPES.get(kind, (1, 1, 1))
+        c, h, w = IMAGE_SHAPES.get(kind, (1, 1, 1))
         for channels in net["channels"]:
             h, w = h // 2, w // 2
             widths.append(channels if net["conv_record"] == "channel_mean" else channels * h * w)
     return widths + list(net["hidden"]) + [out]
 
-
-#: The OOD probe kinds each data set supports (tasks.<task>.ood.kind; alignlib.data draws them).
-OOD_KINDS = {
-    "gaussian_linear": ("scale", "shift"),
-    "teacher_mlp": ("scale", "shift"),
-    "digits": ("noise",),
-    "mnist": ("noise",),
-    "cifar10": ("noise",),
-    "diabetes": ("extrapolate", "scale", "shift"),
-}

@@ -1,12 +1,12 @@
 """Diverged members: what a training job does about them, and the align stage's checks.
 
-Training marks a member ``diverged`` (alignlib.training.diverged_members) when its loss or
+Training marks a member ``diverged`` (alignlib.ensembles.training.diverged_members) when its loss or
 a weight is NaN/inf, or its final training loss is far above its initial one. The model
 file, the activation cube and ``alignment.nc`` carry ``diverged(snr, n, seed)``.
 
 ``on_divergence`` (config): ``fail`` stops the training job, naming every diverged member;
 ``exclude`` keeps going, and every pair a diverged member belongs to is NaN in
-``alignment.nc`` (alignlib.alignment), whose ``diverged_note`` attribute says which.
+``alignment.nc`` (alignlib.ensembles.alignment), whose ``diverged_note`` attribute says which.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from .training import DIVERGENCE_FACTOR
+from alignlib.ensembles.training import DIVERGENCE_FACTOR
 
 POLICIES = ("fail", "exclude")
 CRITERION = (f"non-finite loss or weights, or a final training loss over {DIVERGENCE_FACTOR:g} times "

@@ -1,7 +1,7 @@
 """One task's ensemble: build members, train them batched, record their activations.
 
 These functions are what the pipeline's train and extract jobs call; each takes a
-task's validated config section and its data set (alignlib.data).
+task's validated config section and its data set (alignlib.ensembles.data).
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ import numpy as np
 import torch
 import xarray as xr
 
-from . import __version__
-from .networks import Architecture, end_to_end, forward, init_member, stack_members
-from .noise import SNR_DEFINITIONS, corrupt, member_noise_rng
-from .seeding import stream
-from .threshold import noise_fit_definition
-from .training import chunked_forward, train_ensemble
+from alignlib import __version__
+from alignlib.ensembles.networks import Architecture, end_to_end, forward, init_member, stack_members
+from alignlib.ensembles.noise import SNR_DEFINITIONS, corrupt, member_noise_rng
+from alignlib.ensembles.seeding import stream
+from alignlib.stats.threshold import noise_fit_definition
+from alignlib.ensembles.training import chunked_forward, train_ensemble
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -116,7 +116,7 @@ def train_members(task, cfg, data, n, members, device, log=sys.stderr, checkpoin
     """Train the members [(snr, seed), ...] at sample size n in one batched computation.
 
     ``checkpoints``, ``checkpoint_unit``: passed to ``train_ensemble`` (the result then also holds
-    the members' weights at those checkpoints; alignlib.checkpoints).
+    the members' weights at those checkpoints; alignpipe.checkpoints).
 
     Returns (arch, TrainResult, train_error (B,), test_error (B,)): the train error on each
     member's own noisy training set, the test error on the clean test set (MSE for
@@ -155,7 +155,7 @@ def train_members(task, cfg, data, n, members, device, log=sys.stderr, checkpoin
     print(f"[{task} n={n}] done in {time.perf_counter() - t0:.1f} s: "
           f"{int(result.converged.sum())}/{len(members)} converged, "
           f"steps {int(result.steps.min())}-{int(result.steps.max())}", file=log, flush=True)
-    for b in np.flatnonzero(result.diverged):  # each diverged member, named (alignlib.divergence decides)
+    for b in np.flatnonzero(result.diverged):  # each diverged member, named (alignlib.ensembles.divergence decides)
         print(f"[{task} n={n}] DIVERGED: snr={members[b][0]:g} seed={members[b][1]} "
               f"({tcfg['optimizer']}, lr={tcfg['lr']:g}): training loss {result.initial_loss[b]:.3g} at the "
               f"start, {result.final_loss[b]:.3g} at the end", file=log, flush=True)
@@ -177,7 +177,7 @@ def noise_variance_scale(cfg: dict, data: xr.Dataset, snrs, y: torch.Tensor):
 
 
 def noise_fit(cfg: dict, data: xr.Dataset, n: int, train_out, train_target, train_error, noise_scale) -> np.ndarray:
-    """Per member, how much of its own noise it has *not* memorised (alignlib.threshold):
+    """Per member, how much of its own noise it has *not* memorised (alignlib.stats.threshold):
 
     target_gaussian: train MSE / (out_dim sigma^2); label_flip: the fraction of its flipped labels
     it does not reproduce (its 0-1 train error when none was flipped); otherwise the train error

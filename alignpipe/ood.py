@@ -1,6 +1,6 @@
 """Out-of-distribution probes: does alignment survive a shift of the probes, layer by layer?
 
-A task with an ``ood`` section has a second probe set ``ood_x`` in data.nc (alignlib.data), the
+A task with an ``ood`` section has a second probe set ``ood_x`` in data.nc (alignlib.ensembles.data), the
 members' activations on it (``activations_ood/``) and their alignment ``alignment_ood.nc`` (the
 layout of alignment.nc). Here are
 
@@ -14,7 +14,7 @@ layout of alignment.nc). Here are
   interpolation threshold;
 * :func:`plot_ood_by_layer`: the figure (x = layer, ID solid, OOD dashed, one colour per SNR).
 
-The unit of replication is the member (alignlib.members): the per-pair differences are
+The unit of replication is the member (alignlib.stats.members): the per-pair differences are
 jackknifed over members, never treated as independent pairs.
 """
 
@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .config import KNOWN_METRICS, ConfigError
-from .taskspec import END_TO_END_METRICS, IMAGE_DATASETS, OOD_KINDS
+from alignpipe.config import KNOWN_METRICS, ConfigError
+from alignpipe.taskspec import END_TO_END_METRICS, IMAGE_DATASETS, OOD_KINDS
 
 if TYPE_CHECKING:  # the Snakefile imports this module: pandas and xarray only where used
     import pandas as pd
@@ -119,10 +119,10 @@ def drop_statistic(id_early, ood_early, id_late, ood_late, ia, ib, S: int) -> di
     """"Later layers de-align more than early ones" from per-pair values (last axis = pairs).
 
     D = mean over pairs of (id_late - ood_late) - (id_early - ood_early), its delete-one-member
-    jackknife standard error (alignlib.members.jackknife_pair_mean) and the one-sided p of
+    jackknife standard error (alignlib.stats.members.jackknife_pair_mean) and the one-sided p of
     H0: D <= 0 from a t distribution with S - 1 degrees of freedom.
     """
-    from .members import jackknife_pair_mean
+    from alignlib.stats.members import jackknife_pair_mean
 
     d = (np.asarray(id_late, float) - ood_late) - (np.asarray(id_early, float) - ood_early)
     mean, se = jackknife_pair_mean(d, ia, ib, S)
@@ -163,7 +163,7 @@ def _kept(values: np.ndarray, ia, ib, S: int):
 
 def _chance_columns(id_table: xr.Dataset, ood_table: xr.Dataset, at: dict, layers) -> dict:
     """``chance_lo_<layer>`` / ``chance_hi_<layer>``: the lower of the two probe sets' chance means and the
-    higher of their ``chance_hi`` (alignlib.chance) at this (metric, snr, n); nothing when a table has none."""
+    higher of their ``chance_hi`` (alignlib.stats.chance) at this (metric, snr, n); nothing when a table has none."""
     if "chance" not in id_table or "chance" not in ood_table or at["metric"] not in ood_table["chance"]["metric"].values:
         return {}
     out = {}
@@ -184,7 +184,7 @@ def ood_summary(id_table: xr.Dataset, ood_table: xr.Dataset, metrics=None) -> pd
     """
     import pandas as pd
 
-    from .members import jackknife_pair_mean, pair_index
+    from alignlib.stats.members import jackknife_pair_mean, pair_index
 
     metrics = [str(m) for m in (metrics or ood_table["metric"].values)]
     layers = [str(x) for x in ood_table["layer"].values]
@@ -232,7 +232,7 @@ def plot_ood_by_layer(summary: pd.DataFrame, layers, png_path, title: str = "", 
     threshold column); one legend for the whole figure, outside the panels."""
     import matplotlib.patches
 
-    from .figures import METRIC_LABELS, plt, save_figure
+    from alignpipe.figures import METRIC_LABELS, plt, save_figure
 
     layers = [str(x) for x in layers]
     metrics = list(dict.fromkeys(summary["metric"]))
@@ -285,7 +285,7 @@ def plot_ood_by_layer(summary: pd.DataFrame, layers, png_path, title: str = "", 
                 plt.Line2D([], [], color="grey", linestyle="--", marker="s")]
     labels += ["in-distribution", "OOD probes"]
     if banded:
-        from .figures import CHANCE_LABEL
+        from alignpipe.figures import CHANCE_LABEL
 
         handles.append(matplotlib.patches.Patch(color="0.55", alpha=0.3))
         labels.append(CHANCE_LABEL + ", both probe sets")

@@ -15,9 +15,11 @@ Nothing here imports torch (the Snakefile uses it).
 
 from __future__ import annotations
 
+from alignlib.ensembles.datasets import IMAGE_SHAPES
+
 import math
 
-from .taskspec import END_TO_END_METRICS, layer_widths
+from alignpipe.taskspec import END_TO_END_METRICS, layer_widths
 
 # --------------------------------------------------------------------------- training
 
@@ -28,7 +30,6 @@ N_SECONDS = 0.05  # per n: noise draws, initialisation, test error
 # counting 100 keeps the estimate an upper bound without assuming its max_steps
 PRECONDITIONED_STEPS = 100
 _INPUT_DIMS = {"digits": 64, "diabetes": 10, "mnist": 784, "cifar10": 3072}
-_IMAGE_SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
 
 
 def input_dim(task: dict) -> int:
@@ -42,7 +43,7 @@ def weights_per_sample(task: dict) -> int:
     net = task["network"]
     macs, fan_in = 0, input_dim(task)
     if net["kind"] == "cnn":
-        channels, h, w = _IMAGE_SHAPES.get(task["dataset"]["kind"], (1, 1, 1))
+        channels, h, w = IMAGE_SHAPES.get(task["dataset"]["kind"], (1, 1, 1))
         for out in net["channels"]:
             macs += 9 * channels * out * h * w
             channels, h, w = out, h // 2, w // 2

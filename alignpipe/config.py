@@ -10,15 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 # re-exported: the rules and tests read these task predicates from here
-from .taskspec import IMAGE_DATASETS, has_linear_theory, is_classification_task, layer_widths  # noqa: F401
+from alignpipe.taskspec import IMAGE_DATASETS, has_linear_theory, is_classification_task, layer_widths  # noqa: F401
 
-# Names of alignlib.metrics' registry, repeated here so that the Snakefile can check a
-# config without importing torch (tests assert both lists agree).
-KNOWN_METRICS = (
-    "cka_linear", "cka_linear_debiased", "cka_rbf", "information_imbalance",
-    "neighborhood_overlap", "mutual_knn", "procrustes", "cca", "svcca", "pwcca", "rsa",
-    "cosine_end_to_end", "linear_predictivity", "soft_matching",
-)
+# The metric names without torch (alignlib.metrics.names, the registry's one source)
+from alignlib.metrics.names import METRIC_NAMES as KNOWN_METRICS  # noqa: E402
 
 
 class ConfigError(ValueError):
@@ -68,7 +63,7 @@ def check_config(config: dict, check_files: bool = True) -> None:
     if unknown:
         raise ConfigError(f"invalid config key 'metric_options': unknown metric(s) {unknown}; "
                           f"known: {list(KNOWN_METRICS)}")
-    from .draws import check_draws
+    from alignpipe.draws import check_draws
 
     check_draws(config)  # data_draws: an integer >= 1 per task, no name clash, no checkpoints with K > 1
     sizes = []  # every task whose data set is too small, reported together
@@ -90,7 +85,7 @@ def check_config(config: dict, check_files: bool = True) -> None:
             if kind in BUNDLED_SIZES:
                 check_data_size(name, task, BUNDLED_SIZES[kind])
             if check_files and kind in ("mnist", "cifar10"):
-                from .image_files import check_image_files
+                from alignlib.ensembles.image_files import check_image_files
 
                 try:
                     counts = check_image_files(kind, task["dataset"].get("path"))
@@ -215,9 +210,9 @@ def prepend_to_pythonpath(folder: str) -> None:
 
 
 def task_jobs_by_rule(config: dict, task: dict, draws: int = 1) -> list[str]:
-    """The rule of each job one task adds to a run (job sizes: alignlib.jobsize); ``draws``: its number of
-    data draws K (alignlib.draws), each with its own data, training, extract and align jobs."""
-    from .jobsize import cube_groups, metric_groups, n_groups
+    """The rule of each job one task adds to a run (job sizes: alignpipe.jobsize); ``draws``: its number of
+    data draws K (alignpipe.draws), each with its own data, training, extract and align jobs."""
+    from alignpipe.jobsize import cube_groups, metric_groups, n_groups
 
     chunks = n_groups(task, config["n_per_job"], config["job_seconds"])
     cubes = cube_groups(chunks, task, 2 if config.get("activation_dtype") == "float16" else 4)
@@ -234,7 +229,7 @@ def plan_summary(config: dict) -> str:
     bytes_per_value = 2 if config.get("activation_dtype") == "float16" else 4
     members = jobs = cube_bytes = 0
     lines = []
-    from .draws import data_draws
+    from alignpipe.draws import data_draws
 
     for name, task in config["tasks"].items():
         draws = data_draws(config, name)
@@ -256,7 +251,7 @@ def plan_summary(config: dict) -> str:
 
 
 def main(argv=None) -> int:
-    """``python -m alignlib.config FILE...``: check config files as the pipeline would, before a run.
+    """``python -m alignpipe.config FILE...``: check config files as the pipeline would, before a run.
 
     Snakemake parses a ``--configfile`` itself and reports a YAML syntax error without its
     line; this names the file, line and column, then the first invalid key.
@@ -267,7 +262,7 @@ def main(argv=None) -> int:
 
     files = sys.argv[1:] if argv is None else argv
     if not files:
-        print("usage: python -m alignlib.config CONFIG.yaml [...]", file=sys.stderr)
+        print("usage: python -m alignpipe.config CONFIG.yaml [...]", file=sys.stderr)
         return 2
     schema = str(Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml")
     status = 0

@@ -15,9 +15,14 @@ from itertools import combinations
 import numpy as np
 import xarray as xr
 
-from . import __version__
-from .cubes import layer_activations
-from .taskspec import END_TO_END_METRICS
+from alignlib import __version__
+from alignlib.metrics.names import END_TO_END_METRICS
+
+
+def layer_activations(ds: xr.Dataset, layer: str) -> xr.DataArray:
+    """The activations of one layer without the NaN padding: dims (..., probe, unit)."""
+    width = int(ds["layer_width"].sel(layer=layer))
+    return ds["activation"].sel(layer=layer).isel(unit=slice(0, width))
 
 
 def member_pairs(seeds) -> tuple[np.ndarray, np.ndarray]:
@@ -37,12 +42,12 @@ def compute_alignment(cube: xr.Dataset, metrics: list[str], metric_options: dict
     linear maps of the inputs.
 
     A cell (metric, layer, grid point) where the metric is uninformative by construction
-    (``alignlib.preconditions``, checked on the stored values at the cube's storage dtype) is
+    (``alignlib.metrics.preconditions``, checked on the stored values at the cube's storage dtype) is
     NaN; ``alignment_note(metric, layer)`` says where and why ("" when informative at every
     grid point), and one line per excluded (metric, layer) goes to ``log``. The CCA family
     gets ``rank_eps`` = the storage dtype's eps unless ``metric_options`` set it.
 
-    ``chance_draws`` = K > 0 adds the permutation baseline (``alignlib.chance``): K draws of the
+    ``chance_draws`` = K > 0 adds the permutation baseline (``alignlib.stats.chance``): K draws of the
     metric with one member's probes shuffled per (metric, layer, snr, n), seeded by
     (``base_seed``, ``task``, metric, layer, snr, n), stored as ``chance`` (their mean) and
     ``chance_hi`` (their 95th percentile), NaN wherever ``alignment`` is NaN for the whole cell,
@@ -50,9 +55,9 @@ def compute_alignment(cube: xr.Dataset, metrics: list[str], metric_options: dict
     """
     import torch
 
-    from .chance import chance_draws as draw_chance
-    from .metrics import METRICS, pairwise  # heavy import kept local: alignlib.cubes users need no torch
-    from .preconditions import CCA_FAMILY, check_key, probe_space, storage_eps, uninformative_reason
+    from alignlib.stats.chance import chance_draws as draw_chance
+    from alignlib.metrics import METRICS, pairwise  # heavy import kept local: alignpipe.cubes users need no torch
+    from alignlib.metrics.preconditions import CCA_FAMILY, check_key, probe_space, storage_eps, uninformative_reason
 
     metric_options = metric_options or {}
     storage = cube["activation"].dtype
@@ -147,7 +152,7 @@ def compute_alignment(cube: xr.Dataset, metrics: list[str], metric_options: dict
 def chance_table(draws: np.ndarray, metrics: list[str], table: xr.Dataset) -> xr.Dataset:
     """``chance``, ``chance_hi`` (metric, layer, snr, n) and ``chance_note(metric)`` from the draws
     (metric, layer, snr, n, draw) of ``compute_alignment``, on ``table``'s coordinates."""
-    from .chance import CHANCE_QUANTILE, chance_reason, summarise
+    from alignlib.stats.chance import CHANCE_QUANTILE, chance_reason, summarise
 
     mean, hi = summarise(draws)
     dims = ("metric", "layer", "snr", "n")
@@ -228,15 +233,15 @@ def pair_mean(alignment: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
     """Mean over pairs and its standard error from the delete-one-member jackknife.
 
     Pairs share members, so the pair standard deviation / sqrt(#pairs) is too small; the
-    jackknife resamples members, the unit of replication (alignlib.members); with several data
-    draws (coordinate ``pair_draw``) the error is the two-stage one (alignlib.members.nested_pair_mean).
+    jackknife resamples members, the unit of replication (alignlib.stats.members); with several data
+    draws (coordinate ``pair_draw``) the error is the two-stage one (alignlib.stats.members.nested_pair_mean).
     With fewer than 3 members (per draw) the error is NaN.
     """
-    from .members import draw_members, nested_pair_mean, pair_index
+    from alignlib.stats.members import draw_members, nested_pair_mean, pair_index
 
     seeds = np.union1d(alignment["seed_a"].values, alignment["seed_b"].values)
     ia, ib, S = pair_index(alignment["seed_a"].values, alignment["seed_b"].values, seeds)
-    draw = None  # several data draws (alignlib.draws): the two-stage error, members nested in draws
+    draw = None  # several data draws (alignpipe.draws): the two-stage error, members nested in draws
     if "pair_draw" in alignment.coords:
         draw = np.empty(S, dtype=int)
         draw[ia], draw[ib] = alignment["pair_draw"].values, alignment["pair_draw"].values
@@ -269,7 +274,7 @@ def linear_input_dim(table: xr.Dataset) -> int | None:
 def linear_theory(table: xr.Dataset, data: xr.Dataset) -> xr.Dataset:
     """``theory(metric, snr, n)``: the closed form, and ``theory_given_data(metric, snr, n)``: the exact
     expectation over the members' noise given the task's own training inputs, teacher and probes."""
-    from . import theory
+    from alignlib import theory
 
     snrs, ns = table["snr"].values, table["n"].values
     d = data.sizes["feature"]
@@ -295,7 +300,7 @@ def linear_theory(table: xr.Dataset, data: xr.Dataset) -> xr.Dataset:
 
 def dense_linear_theory(table: xr.Dataset, points: int = 160) -> xr.DataArray:
     """The closed form on a dense integer n grid spanning the table's n, for drawing smooth lines."""
-    from . import theory
+    from alignlib import theory
 
     d = linear_input_dim(table)
     ns = table["n"].values

@@ -2,7 +2,7 @@
 
 Training inputs are nested: the set for sample size n is the first n rows of one
 pool fixed per task, so every member at (snr, n) sees the same inputs and growing n
-only adds samples. Noise is not stored here; it is drawn per member (alignlib.noise).
+only adds samples. Noise is not stored here; it is drawn per member (alignlib.ensembles.noise).
 
 Regression data sets hold ``train_y``/``test_y`` (sample, output); classification
 ones hold integer ``train_label``/``test_label`` and the attribute ``classes``.
@@ -20,9 +20,9 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from . import __version__
-from .seeding import stream
-from .taskspec import OOD_KINDS
+from alignlib import __version__
+from alignlib.ensembles.seeding import stream
+from alignlib.ensembles.datasets import OOD_KINDS, SYNTHETIC
 
 
 def _assemble(train_x, probe_x, test_x, *, train_y=None, test_y=None, train_label=None, test_label=None,
@@ -55,7 +55,6 @@ def _assemble(train_x, probe_x, test_x, *, train_y=None, test_y=None, train_labe
     return xr.Dataset(variables, attrs=attrs)
 
 
-SYNTHETIC = ("gaussian_linear", "teacher_mlp")
 
 
 def ood_probe_count(cfg: dict) -> int:
@@ -254,13 +253,13 @@ def _image_set(task, cfg, files):
 
 
 def mnist(task: str, cfg: dict) -> xr.Dataset:
-    from .image_files import load_mnist
+    from alignlib.ensembles.image_files import load_mnist
 
     return _image_set(task, cfg, load_mnist(cfg["dataset"]["path"]))
 
 
 def cifar10(task: str, cfg: dict) -> xr.Dataset:
-    from .image_files import load_cifar10
+    from alignlib.ensembles.image_files import load_cifar10
 
     return _image_set(task, cfg, load_cifar10(cfg["dataset"]["path"]))
 

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .networks import Architecture, end_to_end, forward
+from alignlib.ensembles.networks import Architecture, end_to_end, forward
 
 OPTIMIZERS = ("preconditioned_gd", "gd", "adam")
 

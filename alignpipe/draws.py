@@ -7,7 +7,7 @@ points get members nested in K independent data draws.
 
 **Streams and files.** Draw k of task ``t`` is trained, extracted and aligned as an internal task
 named ``t_draw<k>`` (k = 0 .. K-1) with the task's own settings, under ``results/t_draw<k>/``.
-Every random stream of the pipeline is keyed by the task's name (``alignlib.seeding.stream``), so
+Every random stream of the pipeline is keyed by the task's name (``alignlib.ensembles.seeding.stream``), so
 the internal name keys all of a draw's randomness: its inputs, teacher or split, probes, test set
 and OOD probes, and its members' noise, initialisation and chance permutations. A single member
 (draw k, snr, n, seed s) is re-created alone as member (snr, n, s) of task ``t_draw<k>``, and no
@@ -41,12 +41,12 @@ dimensions as a single-draw table:
   teacher and probes estimates the expectation over data draws;
 * every other variable without a ``seed`` or ``pair`` dimension (the interpolation thresholds and
   test-error peaks each draw's align computed) is left out: those are task-level statistics, which
-  the caller recomputes on the combined table (the combine rule: ``alignlib.threshold.task_thresholds``);
+  the caller recomputes on the combined table (the combine rule: ``alignlib.stats.threshold.task_thresholds``);
 * attributes: the first draw's, with ``task`` = the parent task, ``data_draws`` = K, ``draw_tasks``
   (the internal names, comma-separated); an attribute that differs between draws (e.g. the
   classification tasks' ``target_variance``) becomes the draws' mean if numeric, else the first
   draw's value, with its per-draw values in ``<name>_by_draw``; ``diverged_note`` is left to the
-  caller (``alignlib.divergence.exclusion_note`` on the combined table).
+  caller (``alignlib.ensembles.divergence.exclusion_note`` on the combined table).
 
 A task with ``refine`` refines one grid for all its draws: the refine checkpoint reads the coarse
 members of every draw (:func:`stack_members`) and writes one refine.json that every draw follows.
@@ -71,7 +71,7 @@ NOTE_VARIABLES = ("alignment_note", "chance_note")
 
 
 def _config_error(message: str):
-    from .config import ConfigError  # lazily: alignlib.config imports this module in check_config
+    from alignpipe.config import ConfigError  # lazily: alignpipe.config imports this module in check_config
 
     return ConfigError(message)
 

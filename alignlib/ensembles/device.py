@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 
 
@@ -16,16 +14,3 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name not in ("cpu", "cuda"):
         raise ValueError(f"config device: {name!r} is not one of auto, cpu, cuda")
     return torch.device(name)
-
-
-@contextlib.contextmanager
-def job_device(name: str = "auto"):
-    """The device a pipeline job computes on; with CUDA, a GPU of its own (alignlib.gpu)."""
-    device = resolve_device(name)
-    if device.type != "cuda":
-        yield device
-        return
-    from .gpu import acquire_gpu
-
-    with acquire_gpu() as index:
-        yield torch.device("cuda", index)

@@ -3,7 +3,7 @@
 An activation cube holds ``activation(snr, n, seed, layer, probe, unit)``: every
 member's activations on the shared probe inputs. Layers narrower than the widest
 one are padded with NaN along ``unit``; ``layer_width(layer)`` says how many units
-are real, and :func:`layer_activations` strips the padding.
+are real, and alignlib.ensembles.alignment.layer_activations strips the padding.
 """
 
 from __future__ import annotations
@@ -175,9 +175,3 @@ def undeclared_cubes(files) -> list[Path]:
     files = {Path(f).resolve() for f in files}
     folders = {f.parent for f in files}
     return sorted(p for folder in folders for p in folder.glob("*.nc") if p.resolve() not in files)
-
-
-def layer_activations(ds: xr.Dataset, layer: str) -> xr.DataArray:
-    """The activations of one layer without the NaN padding: dims (..., probe, unit)."""
-    width = int(ds["layer_width"].sel(layer=layer))
-    return ds["activation"].sel(layer=layer).isel(unit=slice(0, width))

@@ -7,7 +7,7 @@ probe-wise structure: its chance level.
 
 For one grid point (metric, layer, snr, n) the pipeline takes K = ``draws`` shuffled pairs,
 vectorised with ``alignlib.metrics.pairwise``: a round shuffles the probes of m members, each by
-its own permutation from ``alignlib.seeding.stream(base_seed, task, "chance", metric, layer,
+its own permutation from ``alignlib.ensembles.seeding.stream(base_seed, task, "chance", metric, layer,
 snr, n, round, slot)``, and takes ``pairwise`` of the m shuffled members; its pairs (i < j, in
 ``alignment.member_pairs`` order) are draws, m is the smallest number giving the draws still
 needed (at most the S members), and round r uses the m members from position r*m (cyclically),
@@ -30,9 +30,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .metrics._api import pairwise
-from .metrics._registry import get_metric
-from .seeding import stream
+from alignlib.metrics._api import pairwise
+from alignlib.metrics._registry import get_metric
+from alignlib.ensembles.seeding import stream
 
 #: Why an end-to-end metric has no chance level.
 END_TO_END_REASON = ("compares the members' end-to-end maps (weights), not their responses to "
@@ -82,7 +82,7 @@ def shuffled_pairwise(reps, perms, metric: str, **options) -> np.ndarray:
 
     ``reps``: (S, n, d) or a list of (n, d) arrays or tensors (torch input is computed on its
     device); ``perms``: integer permutations of the n probes, one per member (None: left as it is).
-    The one implementation of shuffled probes: ``alignlib.stats.permutation_baseline`` uses it too.
+    The one implementation of shuffled probes: ``alignlib.stats.probes.permutation_baseline`` uses it too.
     """
     if get_metric(metric).needs != "activations":
         raise ValueError(f"{metric} {END_TO_END_REASON}")

@@ -66,7 +66,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .ranks import F64_EPS, rank_tolerance  # noqa: F401  (rank_tolerance: part of this module's API)
+from alignlib.metrics.ranks import F64_EPS, rank_tolerance  # noqa: F401  (rank_tolerance: part of this module's API)
 
 CCA_FAMILY = ("cca", "svcca", "pwcca")
 #: k-NN metrics and the quantity they rank neighbours by.
@@ -88,7 +88,7 @@ def storage_eps(dtype) -> float:
 
 
 def _options(metric: str, options: Mapping | None) -> dict:
-    from .metrics import METRICS   # lazy: the registry imports torch
+    from alignlib.metrics import METRICS   # lazy: the registry imports torch
 
     return {**METRICS[metric].options, **(options or {})}
 

@@ -24,7 +24,7 @@ DEFAULT_LOCK_DIR = Path(tempfile.gettempdir()) / "alignlib-gpu-locks"
 
 
 def _visible_device_count() -> int:
-    import torch  # only here: alignlib.gpu stays importable without torch's start-up cost
+    import torch  # only here: alignpipe.gpu stays importable without torch's start-up cost
 
     return torch.cuda.device_count()
 

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .chance import shuffled_pairwise
-from .metrics._api import evaluate, prepare
-from .metrics._registry import get_metric, resolve_options
+from alignlib.stats.chance import shuffled_pairwise
+from alignlib.metrics._api import evaluate, prepare
+from alignlib.metrics._registry import get_metric, resolve_options
 
 __all__ = [
     "Interval",

@@ -1,7 +1,7 @@
 """Alignment during training: members' weights at training checkpoints, their activations, alignment
 per checkpoint, the first-epoch fraction and its figure (issue 13, item 3).
 
-The members of a task are reproducible from their seeds (alignlib.experiment.member_init and
+The members of a task are reproducible from their seeds (alignlib.ensembles.builder.member_init and
 member_training_set), so the checkpoint pass re-trains the members at a few sample sizes with
 ``train_ensemble(checkpoints=...)`` instead of storing weights during the main run; their final
 weights are the main run's.
@@ -71,7 +71,7 @@ def checkpoint_settings(config: dict, task: str) -> dict | None:
                              f"tasks.{task}.n {list(task_cfg['n'])} (or say auto)")
         n = sorted({int(v) for v in n})
     metrics = list(spec.get("metrics") or [])
-    from .config import KNOWN_METRICS
+    from alignpipe.config import KNOWN_METRICS
 
     unknown = [m for m in metrics if m not in KNOWN_METRICS]
     if unknown:
@@ -101,7 +101,7 @@ def settings_of(settings: dict, task: str) -> dict:
 
 def checkpoint_metrics(task_cfg: dict, settings: dict) -> list[str]:
     """The task's primary metric (its ``primary_metric``, else the end-to-end cosine for a linear
-    network, else linear CKA; as alignlib.verdicts.primary_metric) and then the settings' metrics."""
+    network, else linear CKA; as alignlib.claims.verdicts.primary_metric) and then the settings' metrics."""
     primary = task_cfg.get("primary_metric") or (
         "cosine_end_to_end" if task_cfg["network"]["kind"] == "linear" else "cka_linear")
     return list(dict.fromkeys([primary, *settings["metrics"]]))
@@ -117,7 +117,7 @@ def resolved_unit(unit: str, batch_size) -> str:
 # --- training and extraction -------------------------------------------------------------------
 
 def _models(params, snrs, seeds, n: int, extra: dict | None = None) -> xr.Dataset:
-    """A model file's layout (alignlib.experiment.train_grid_n) for weights of members ordered
+    """A model file's layout (alignlib.ensembles.builder.train_grid_n) for weights of members ordered
     [(snr, seed) for snr in snrs for seed in seeds] at one n."""
     shape = (len(snrs), len(seeds))
     variables = {}
@@ -136,8 +136,8 @@ def checkpoint_activations(task: str, cfg: dict, data: xr.Dataset, settings: dic
     at the checkpoints and ``final_activation(snr, n, seed, layer, probe, unit)`` of the final
     weights (linear networks also ``end_to_end`` / ``final_end_to_end``), with ``steps_taken(step,
     n)``, ``epoch_steps(n)`` and the final ``steps``, ``converged``, ``diverged`` per member."""
-    from .experiment import extract_activations, model_attrs, train_members
-    from .training import steps_per_epoch
+    from alignlib.ensembles.builder import extract_activations, model_attrs, train_members
+    from alignlib.ensembles.training import steps_per_epoch
 
     snrs, seeds = [float(s) for s in cfg["snr"]], list(range(cfg["seeds"]))
     members = [(s, k) for s in snrs for k in seeds]
@@ -184,7 +184,7 @@ def checkpoint_activations(task: str, cfg: dict, data: xr.Dataset, settings: dic
 
 
 def cube_at(cube: xr.Dataset, step=None) -> xr.Dataset:
-    """An ordinary activation cube (alignlib.cubes layout) of the checkpoint cube at one checkpoint,
+    """An ordinary activation cube (alignpipe.cubes layout) of the checkpoint cube at one checkpoint,
     or of the final weights when ``step`` is None."""
     if step is None:
         variables = {"activation": cube["final_activation"]}
@@ -203,11 +203,11 @@ def cube_at(cube: xr.Dataset, step=None) -> xr.Dataset:
 
 def alignment_during_training(cube: xr.Dataset, metrics: list[str], device=None, log=sys.stderr,
                               probe_x=None, metric_options: dict | None = None) -> xr.Dataset:
-    """alignlib.alignment.compute_alignment at every checkpoint of ``cube`` and at the final weights:
+    """alignlib.ensembles.alignment.compute_alignment at every checkpoint of ``cube`` and at the final weights:
     ``alignment(metric, layer, step, snr, n, pair)``, ``final_alignment(metric, layer, snr, n, pair)``,
     ``alignment_note(step, metric, layer)``, with the cube's ``steps_taken`` and ``epoch_steps``.
     ``metric_options``: per-metric options, as the config's ``metric_options`` (compute_alignment)."""
-    from .alignment import compute_alignment
+    from alignlib.ensembles.alignment import compute_alignment
 
     tables = [compute_alignment(cube_at(cube, s), metrics, metric_options, device=device, log=log, probe_x=probe_x)
               for s in cube["step"].values]
@@ -261,9 +261,9 @@ def fraction_with_se(init, first, final, ia, ib, S: int):
 
 
 def summary_layers(table: xr.Dataset, metric: str) -> list[str]:
-    """The layers the summary reports for ``metric``: its primary layer (alignlib.alignment.primary_layer)
+    """The layers the summary reports for ``metric``: its primary layer (alignlib.ensembles.alignment.primary_layer)
     first, then every other layer where it has a finite value (all depths of a deep network)."""
-    from .alignment import primary_layer
+    from alignlib.ensembles.alignment import primary_layer
 
     first = primary_layer(table, metric)
     finite = [str(l) for l in table["layer"].values
@@ -280,7 +280,7 @@ def first_epoch_summary(table: xr.Dataset, metric: str | None = None, task: str 
     that checkpoint was not recorded."""
     import pandas as pd
 
-    from .members import pair_index
+    from alignlib.stats.members import pair_index
 
     metric = metric or str(table["metric"].values[0])
     ia, ib, S = pair_index(table["seed_a"].values, table["seed_b"].values,
@@ -339,8 +339,8 @@ def alignment_training_figure(table: xr.Dataset, metric: str | None = None, thre
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .alignment import pair_mean, primary_layer
-    from .figures import metric_label
+    from alignlib.ensembles.alignment import pair_mean, primary_layer
+    from alignpipe.figures import metric_label
 
     metric = metric or str(table["metric"].values[0])
     layer = primary_layer(table, metric)
