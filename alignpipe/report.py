@@ -1,16 +1,23 @@
-"""The README's results section, generated from a run's verdicts.csv and alignment.nc files.
+"""The results of a run as Markdown, generated from its verdicts.csv, summary.csv and alignment.nc files.
 
-    python -m alignpipe.report results                    # print the section (Markdown)
-    python -m alignpipe.report results --readme README.md # replace it between the markers
+    python -m alignpipe.report results                                # print the page's generated section
+    python -m alignpipe.report results --page docs/results.md         # write the whole results page
+    python -m alignpipe.report results --readme README.md             # the README's headline table
+    python -m alignpipe.report results --page docs/results.md --readme README.md --confirmatory results_confirm
 
-The section sits between ``<!-- results:begin -->`` and ``<!-- results:end -->``; text
-outside the markers (e.g. the plain-language reading of the verdicts) is left alone.
+The README gets only the headline table (one row per claim and task, exploratory and confirmatory
+columns) between ``<!-- results:begin -->`` and ``<!-- results:end -->``; text outside the markers
+is left alone. The results page is written whole up to its end marker; the text after it (the
+plain-language reading, written by people) is kept. A rule script calls :func:`write_page` and
+:func:`write_readme_table`. Each table has its function (``*_table``), each page block its title
+(``*_block``); :func:`section_body` assembles the page's tables, :func:`readme_table` the README's.
 """
 
 from __future__ import annotations
 
 import argparse
 import subprocess
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -53,20 +60,31 @@ def claim3_table(verdicts: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def _headline_rows(verdicts: pd.DataFrame | None) -> pd.DataFrame | None:
+    if verdicts is None:
+        return None
+    return verdicts[(verdicts["level"] == "headline") & (verdicts["claim"] != 3)]
+
+
 def verdict_table(verdicts: pd.DataFrame, confirmatory: pd.DataFrame | None = None) -> str:
-    """The headline verdict of every (claim, task): the exploratory run's and, when given, the held-out
-    confirmatory run's (the project's answer)."""
-    heads = verdicts[(verdicts["level"] == "headline") & (verdicts["claim"] != 3)]
-    confirm = (confirmatory[(confirmatory["level"] == "headline") & (confirmatory["claim"] != 3)]
-               if confirmatory is not None else None)
-    tasks = list(dict.fromkeys(heads["task"]))
+    """The headline verdict of every (claim, task), one row each: the exploratory run's and the held-out
+    confirmatory run's (the project's answer; "not run" without one). Claims and tasks of either run."""
+    heads, confirm = _headline_rows(verdicts), _headline_rows(confirmatory)
+    both = [heads] + ([confirm] if confirm is not None else [])
+    tasks = list(dict.fromkeys(t for frame in both for t in frame["task"]))
+    claims = sorted({int(c) for frame in both for c in frame["claim"]})
     lines = ["| claim | task | exploratory (default run) | confirmatory (held-out run) |", "|---|---|---|---|"]
-    for claim in sorted(heads["claim"].unique()):
+
+    def cell(frame, claim, task, absent):
+        if frame is None:
+            return absent
+        row = frame[(frame.claim == claim) & (frame.task == task)]
+        return _cell(row.iloc[0]) if len(row) else "–"
+
+    for claim in claims:
         for task in tasks:
-            row = heads[(heads.claim == claim) & (heads.task == task)]
-            other = confirm[(confirm.claim == claim) & (confirm.task == task)] if confirm is not None else []
-            lines.append(f"| {SHORT.get(claim, claim)} | `{task}` | {_cell(row.iloc[0]) if len(row) else '–'} | "
-                         f"{_cell(other.iloc[0]) if len(other) else 'not run'} |")
+            lines.append(f"| {SHORT.get(claim, claim)} | `{task}` | {cell(heads, claim, task, '–')} | "
+                         f"{cell(confirm, claim, task, 'not run')} |")
     return "\n".join(lines)
 
 
@@ -127,7 +145,8 @@ def training_table(tables: dict, tol: float = 0.01, factor: float = 1.5) -> str:
 
 
 def claim2_table(summary: pd.DataFrame, verdicts: pd.DataFrame) -> str:
-    """Claim 2 per SNR on every hidden layer of each task's primary metric: the call, the dip depth D
+    """Claim 2 per SNR on every hidden layer of each task's primary metric (and on its headline layer when
+    that is the output, as for the linear network's end-to-end cosine): the call, the dip depth D
     with its Holm-adjusted p, the minimising n, the threshold t (its grid bracket), r = log(n_min / t)
     with its joint member-bootstrap interval against +-log c, and the curve's shape at t."""
     heads = verdicts[(verdicts["level"] == "headline") & (verdicts["claim"] == 2)]
@@ -139,7 +158,7 @@ def claim2_table(summary: pd.DataFrame, verdicts: pd.DataFrame) -> str:
 
     for _, head in heads.iterrows():
         rows = summary[(summary.task == head.task) & (summary.claim == 2) & (summary.metric == head.metric)
-                       & (summary.layer != "output")]
+                       & ((summary.layer != "output") | (summary.layer == head.layer))]
         if "level" in rows:
             rows = rows[rows.level == "cell"]
         for _, r in rows.iterrows():
@@ -195,97 +214,260 @@ def excluded_list(tables: dict) -> str:
     return "\n".join(out) if out else "- none"
 
 
-def section(results: Path, confirmatory: Path | None = None) -> str:
-    """The results section of a run (``results``), with the held-out run's verdicts beside the headline
-    ones when ``confirmatory`` (its results folder) is given."""
+@dataclass
+class Run:
+    """What the report reads from one run's results folder: ``verdicts.csv``, ``summary.csv`` (None when
+    absent) and every task's ``alignment.nc`` that exists (``missing`` names the tasks without one)."""
+
+    path: Path
+    verdicts: pd.DataFrame
+    summary: pd.DataFrame | None
+    tables: dict = field(default_factory=dict)
+    missing: list = field(default_factory=list)
+
+    @property
+    def tasks(self) -> list[str]:
+        """The run's tasks in verdict order (claim 3's rows name groups of tasks, not tasks)."""
+        return list(dict.fromkeys(self.verdicts.loc[self.verdicts["claim"] != 3, "task"]))
+
+
+def load_run(results: Path) -> Run:
+    """Read a run's results folder; only ``verdicts.csv`` is required."""
     from alignpipe.cubes import read_netcdf
 
+    results = Path(results)
+    if not (results / "verdicts.csv").exists():
+        raise FileNotFoundError(f"{results / 'verdicts.csv'} does not exist: is {results} the results "
+                                "folder of a finished run?")
     verdicts = pd.read_csv(results / "verdicts.csv")
-    confirm = pd.read_csv(confirmatory / "verdicts.csv") if confirmatory is not None else None
     summary = pd.read_csv(results / "summary.csv") if (results / "summary.csv").exists() else None
-    tasks = list(dict.fromkeys(verdicts["task"]))
-    tables = {t: read_netcdf(results / t / "alignment.nc") for t in tasks if (results / t / "alignment.nc").exists()}
+    run = Run(results, verdicts, summary)
+    for task in run.tasks:
+        path = results / task / "alignment.nc"
+        if path.exists():
+            run.tables[task] = read_netcdf(path)
+        else:
+            run.missing.append(task)
+    return run
+
+
+def confirmatory_verdicts(confirmatory: Path | None) -> pd.DataFrame | None:
+    """The held-out run's ``verdicts.csv`` (None when no confirmatory folder is given)."""
+    if confirmatory is None:
+        return None
+    path = Path(confirmatory) / "verdicts.csv"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: has the confirmatory run (configs/confirm.yaml) finished?")
+    return pd.read_csv(path)
+
+
+def commit() -> str:
+    """The checkout's short commit (``unknown`` outside a git checkout)."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                check=True).stdout.strip()
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
-    members = ", ".join(f"`{t}` {int(tab.sizes['seed'])}" for t, tab in tables.items())
-    return "\n".join([
-        BEGIN,
-        f"*Generated by `python -m alignpipe.report {results} --readme README.md` from the default run "
-        f"(`snakemake --cores 2`) at commit `{commit}`; members per grid point: {members}.*",
-        "",
+        return "unknown"
+
+
+def command(results: Path, target: str, path, confirmatory: Path | None) -> str:
+    """The command line that regenerates a file (``target``: ``--page`` or ``--readme``)."""
+    extra = f" --confirmatory {confirmatory}" if confirmatory is not None else ""
+    return f"python -m alignpipe.report {results} {target} {path}{extra}"
+
+
+def members_note(run: Run) -> str:
+    return ", ".join(f"`{t}` {int(tab.sizes['seed'])}" for t, tab in run.tables.items()) or "no alignment.nc read"
+
+
+def missing_note(run: Run) -> str:
+    """One line per task without an ``alignment.nc`` (its threshold, training and exclusion rows are absent)."""
+    return "\n".join(f"- no alignment.nc for task `{t}`" for t in run.missing)
+
+
+def _block(title: str, body: str, note: str = "") -> str:
+    """A page block: its title paragraph, a blank line, the table (and a note under it, when any)."""
+    return "\n".join([title, "", body] + ([note] if note else []))
+
+
+def headline_block(run: Run, confirm: pd.DataFrame | None) -> str:
+    return _block(
         "**Headline verdicts** (`verdicts.csv`, level `headline`): the task's primary metric on its "
         "first hidden layer (the end-to-end map for the linear network's cosine), decided by the rules fixed "
-        "in advance (docs/methods.md): cells (claim 1: each n; claim 2: each SNR; claim 4: the grid) that "
-        "hold, fail or stay undecided, one aggregation rule. The exploratory column is the default run, "
-        "whose design was chosen on its own members; the **confirmatory** column, a held-out run "
-        "(`configs/confirm.yaml`: fresh seeds, three data draws), is the project's answer.",
-        "",
-        verdict_table(verdicts, confirm),
-        "",
-        "**Claim 3** (the same picture for linear and nonlinear networks, regression and classification, "
-        "synthetic and real data):",
-        "",
-        claim3_table(verdicts),
-        "",
-        "**Every metric on the hidden layer** (H holds, F fails, U undecided, – excluded; claims 1·2·4):",
-        "",
-        per_metric_table(verdicts),
-        "",
-        "**Claim 2 per SNR** on every hidden layer of the primary metric (dip depth D = min(ends) − "
+        "in advance ([methods](methods.md#criteria-fixed-before-the-results-they-decide)): cells (claim 1: "
+        "each n; claim 2: each SNR; claim 4: the grid) that hold, fail or stay undecided, one aggregation "
+        "rule. The exploratory column is the default run, whose design was chosen on its own members; the "
+        "**confirmatory** column, a held-out run (`configs/confirm.yaml`: fresh seeds, three data draws), "
+        "is the project's answer.",
+        verdict_table(run.verdicts, confirm))
+
+
+def claim3_block(run: Run) -> str:
+    return _block("**Claim 3** (the same picture for linear and nonlinear networks, regression and "
+                  "classification, synthetic and real data):", claim3_table(run.verdicts))
+
+
+def per_metric_block(run: Run) -> str:
+    return _block("**Every metric on the hidden layer** (H holds, F fails, U undecided, – excluded; claims 1·2·4):",
+                  per_metric_table(run.verdicts))
+
+
+def claim2_block(run: Run) -> str:
+    return _block(
+        "**Claim 2 per SNR** on every hidden layer of the primary metric, and on the end-to-end map where "
+        "that is the headline (dip depth D = min(ends) − "
         "min(interior), its p against the least favourable monotone curve, Holm over SNRs; t the geometric "
         "midpoint of the threshold's grid bracket; r = log(n_min / t) with its 90 % joint member-bootstrap "
         "interval; *holds* when the dip is significant and the interval lies inside ±log 1.5, *fails* when it "
         "lies wholly outside; the shape at t is a description):",
-        "",
-        claim2_table(summary, verdicts) if summary is not None else "- no summary.csv",
-        "",
+        claim2_table(run.summary, run.verdicts) if run.summary is not None else "- no summary.csv")
+
+
+def ood_block(run: Run) -> str:
+    return _block(
         "**Out-of-distribution probes**: does the shift lower alignment more at the later layer than at "
         "the early one? (drop = ID − OOD pair-mean alignment; statistic = drop(late) − drop(early), "
-        "member-jackknife s.e., one-sided p, Holm over the task's rows):",
-        "",
-        ood_table(results, tasks, verdicts),
-        "",
+        "member-jackknife s.e., one-sided p, Holm over the task's rows; [how](convergent.md)):",
+        ood_table(run.path, run.tasks, run.verdicts))
+
+
+def threshold_block(run: Run) -> str:
+    return _block(
         "**Interpolation thresholds** (a member interpolates when it leaves at most 1 % of its own noise "
         "unmemorised; the threshold is the largest n up to which at least half the members do; intervals: "
         "member bootstrap, never narrower than the grid gap) **and test-error peaks**:",
-        "",
-        threshold_table(tables),
-        "",
+        threshold_table(run.tables), missing_note(run))
+
+
+def training_block(run: Run) -> str:
+    return _block(
         "**Training reaches the noise floor below the threshold** (members at n ≤ threshold / 1.5 of "
-        "every SNR whose threshold lies inside the grid):",
+        "every SNR whose threshold lies inside the grid):", training_table(run.tables), missing_note(run))
+
+
+def excluded_block(run: Run) -> str:
+    return _block("**Excluded metric/layer combinations** (NaN in `alignment.nc` with `alignment_note`):",
+                  excluded_list(run.tables), missing_note(run))
+
+
+def section_body(run: Run, confirm: pd.DataFrame | None = None, generated_by: str | None = None) -> str:
+    """Every table of the results page, in order, each under its title (no markers)."""
+    by = generated_by or f"python -m alignpipe.report {run.path} --page docs/results.md"
+    note = f"*Generated by `{by}` at commit `{commit()}`; members per grid point: {members_note(run)}.*"
+    blocks = [note, headline_block(run, confirm), claim3_block(run), per_metric_block(run), claim2_block(run),
+              ood_block(run), threshold_block(run), training_block(run), excluded_block(run)]
+    return "\n\n".join(blocks)
+
+
+def section(results: Path, confirmatory: Path | None = None) -> str:
+    """The results page's generated section of a run (``results``), between the markers, with the held-out
+    run's verdicts beside the headline ones when ``confirmatory`` (its results folder) is given."""
+    run = load_run(results)
+    return "\n".join([BEGIN, section_body(run, confirmatory_verdicts(confirmatory)), END])
+
+
+def readme_table(results: Path, confirmatory: Path | None = None, page_link: str = "docs/results.md",
+                 generated_by: str | None = None) -> str:
+    """The README's part, between the markers: the headline verdict of every (claim, task), exploratory and
+    confirmatory, and a link to the full results page."""
+    run = load_run(results)
+    confirm = confirmatory_verdicts(confirmatory)
+    by = generated_by or command(results, "--readme", "README.md", confirmatory)
+    return "\n".join([
+        BEGIN,
+        f"*Generated by `{by}` at commit `{commit()}`; members per grid point: {members_note(run)}.*",
         "",
-        training_table(tables),
+        verdict_table(run.verdicts, confirm),
         "",
-        "**Excluded metric/layer combinations** (NaN in `alignment.nc` with `alignment_note`):",
-        "",
-        excluded_list(tables),
+        f"Every table behind these verdicts (per metric, per SNR, thresholds, OOD probes): [{page_link}]({page_link}).",
         END,
     ])
 
 
+PAGE_TITLE = "# Results"
+PAGE_INTRO = (
+    "`results/verdicts.csv` is the pipeline's answer: one verdict per claim and task (`holds`, `fails` or "
+    "`undecided`, with the statistic, its interval or p-value, the number of members and the metrics that "
+    "agree), then one row per metric and layer; `results/summary.csv` holds every per-cell test behind them. "
+    "How each claim is tested, and how often the tests err, is in [methods.md](methods.md). Everything from "
+    "here to the plain-language reading is generated from a run (`python -m alignpipe.report results --page "
+    "docs/results.md [--confirmatory results_confirm]`); the reading is written by people and kept when the "
+    "page is regenerated.")
+READING_PLACEHOLDER = "\n\n## What this says, plainly\n\n(Not written yet for this run.)\n"
+
+
+def page(results: Path, confirmatory: Path | None = None, reading: str | None = None,
+         generated_by: str | None = None) -> str:
+    """The whole results page: title, introduction, the generated section between the markers, then
+    ``reading`` (the plain-language text after the end marker; a placeholder when None)."""
+    run = load_run(results)
+    body = section_body(run, confirmatory_verdicts(confirmatory), generated_by)
+    return "\n".join([PAGE_TITLE, "", PAGE_INTRO, "", BEGIN, body, END]) + (
+        READING_PLACEHOLDER if reading is None else reading)
+
+
+def _split_markers(text: str, name: str = "text") -> tuple[str, str, str]:
+    """(before, between, after) the one pair of markers; a ValueError unless there is exactly one of each,
+    begin before end."""
+    if text.count(BEGIN) != 1 or text.count(END) != 1:
+        raise ValueError(f"{name} must hold exactly one {BEGIN} and one {END} "
+                         f"(found {text.count(BEGIN)} and {text.count(END)})")
+    head, rest = text.split(BEGIN, 1)
+    if END not in rest:
+        raise ValueError(f"{name}: {END} comes before {BEGIN}")
+    between, tail = rest.split(END, 1)
+    return head, between, tail
+
+
+def replace_between_markers(text: str, new: str, name: str = "text") -> str:
+    """``text`` with its one marked section replaced by ``new`` (which carries its own markers); the text
+    outside the markers is left exactly as it was."""
+    head, _, tail = _split_markers(text, name)
+    if not (new.startswith(BEGIN) and new.endswith(END)):
+        raise ValueError(f"the new section must start with {BEGIN} and end with {END}")
+    return head + new + tail
+
+
 def replace_section(readme: Path, text: str) -> None:
-    old = readme.read_text()
-    if BEGIN not in old or END not in old:
-        raise ValueError(f"{readme} has no {BEGIN} ... {END} markers")
-    head, rest = old.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    readme.write_text(head + text + tail)
+    readme = Path(readme)
+    readme.write_text(replace_between_markers(readme.read_text(), text, str(readme)))
+
+
+def write_readme_table(results: Path, readme: Path, confirmatory: Path | None = None,
+                       page_link: str = "docs/results.md") -> None:
+    """Replace the README's marked section by the headline table of ``results`` (and ``confirmatory``)."""
+    readme = Path(readme)
+    by = command(results, "--readme", readme.name, confirmatory)
+    replace_section(readme, readme_table(results, confirmatory, page_link, generated_by=by))
+
+
+def write_page(results: Path, path: Path, confirmatory: Path | None = None) -> None:
+    """Write the whole results page to ``path``. Where ``path`` exists, the text after its end marker (the
+    plain-language reading) is kept; everything up to the end marker is regenerated."""
+    path = Path(path)
+    reading = _split_markers(path.read_text(), str(path))[2] if path.exists() else None
+    text = page(results, confirmatory, reading, generated_by=command(results, "--page", path, confirmatory))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Generate the README's results section from a run.")
-    parser.add_argument("results", type=Path)
-    parser.add_argument("--readme", type=Path)
+    parser = argparse.ArgumentParser(
+        description="The results of a run as Markdown: print the results page's generated section, write the "
+                    "whole page (--page) and/or the README's headline table (--readme).")
+    parser.add_argument("results", type=Path, help="results folder of a finished run (verdicts.csv, ...)")
+    parser.add_argument("--readme", type=Path, help="replace this file's marked section by the headline table")
+    parser.add_argument("--page", type=Path, help="write the whole results page here (e.g. docs/results.md)")
     parser.add_argument("--confirmatory", type=Path, help="results folder of the held-out run (configs/confirm.yaml)")
     args = parser.parse_args(argv)
-    text = section(args.results, args.confirmatory)
+    if args.page:
+        write_page(args.results, args.page, args.confirmatory)
     if args.readme:
-        replace_section(args.readme, text)
-    else:
-        print(text)
+        write_readme_table(args.results, args.readme, args.confirmatory)
+    if not (args.page or args.readme):
+        print(section(args.results, args.confirmatory))
 
 
 if __name__ == "__main__":
