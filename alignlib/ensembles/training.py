@@ -33,7 +33,7 @@ Stopping rules (a member stops at the first that holds, or at max_steps):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -171,35 +171,271 @@ def _generic_gradients(arch, params, x, y, loss):
     return list(grads), gnorm / pnorm.clamp_min(1e-300), out.detach()
 
 
-def train_ensemble(
-    arch: Architecture,
-    params: list[torch.Tensor],
-    x: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    optimizer: str = "preconditioned_gd",
-    lr: float = 1.0,
-    max_steps: int = 20000,
-    tol: float = 1e-7,
-    loss: str = "mse",
-    fit_tol: float | None = None,
-    fit_scale: torch.Tensor | None = None,
-    batch_size: int | None = None,
-    batch_seed: int = 0,
-    progress=None,
-    checkpoints=None,
-    checkpoint_unit: str = "auto",
-) -> TrainResult:
+@dataclass(frozen=True)
+class TrainSettings:
+    """How an ensemble is trained: the optimizer, its step size and the stopping rules.
+
+    ``optimizer``: one of :data:`OPTIMIZERS`; ``lr``: its step size; ``max_steps``: the most
+    updates a member gets; ``tol``: the convergence rule's threshold; ``loss``: ``mse`` or
+    ``cross_entropy``; ``fit_tol``: the fit rule's threshold (None: no fit rule);
+    ``batch_size``: minibatches of that size (None or >= n: full batch); ``batch_seed``: seeds the
+    minibatch order, shared by all members.
+    """
+
+    optimizer: str = "preconditioned_gd"
+    lr: float = 1.0
+    max_steps: int = 20000
+    tol: float = 1e-7
+    loss: str = "mse"
+    fit_tol: float | None = None
+    batch_size: int | None = None
+    batch_seed: int = 0
+
+    def __post_init__(self):
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; known: {list(OPTIMIZERS)}")
+        if self.loss not in ("mse", "cross_entropy"):
+            raise ValueError(f"unknown loss {self.loss!r}; known: ['mse', 'cross_entropy']")
+
+    def minibatch(self, n_samples: int) -> bool:
+        """Whether training on ``n_samples`` samples uses minibatches."""
+        return self.batch_size is not None and self.batch_size < n_samples
+
+
+@dataclass
+class TrainingProblem:
+    """The network and data of one batched training run, with the data statistics its steps use.
+
+    ``precond``, ``cov``: (X^T X / n)^+ and X^T X / n (preconditioned_gd and the linear path);
+    ``cross``: X^T Y / n (the linear path); ``target_scale``: the fit rule's divisor of a
+    regression MSE (None: no fit rule, or class labels).
+    """
+
+    arch: Architecture
+    x: torch.Tensor
+    y: torch.Tensor
+    minibatch: bool
+    analytic: bool  # a linear network on MSE, full batch: gradients from sufficient statistics
+    precond: torch.Tensor | None = None
+    cov: torch.Tensor | None = None
+    cross: torch.Tensor | None = None
+    target_scale: torch.Tensor | None = None
+
+    @property
+    def n_samples(self) -> int:
+        return self.x.shape[-2]
+
+
+def check_settings(arch: Architecture, settings: TrainSettings, n_samples: int) -> None:
+    """Raise ValueError when ``settings`` cannot train ``arch`` on ``n_samples`` samples."""
+    if settings.optimizer == "preconditioned_gd" and (arch.bias or arch.conv):
+        raise ValueError("preconditioned_gd is defined for dense networks without biases")
+    if settings.minibatch(n_samples) and settings.optimizer == "preconditioned_gd":
+        raise ValueError("preconditioned_gd is a full-batch method; set training.batch_size to null")
+
+
+def training_problem(arch: Architecture, x: torch.Tensor, y: torch.Tensor, settings: TrainSettings,
+                     fit_scale=None, dtype=None, device=None) -> TrainingProblem:
+    """The problem with the data statistics ``settings`` need (see ``train`` for ``fit_scale``)."""
+    minibatch = settings.minibatch(x.shape[-2])
+    problem = TrainingProblem(arch, x, y, minibatch, analytic=arch.is_linear and settings.loss == "mse"
+                              and not minibatch)
+    if settings.optimizer == "preconditioned_gd" or problem.analytic:
+        problem.precond = input_preconditioner(x)
+        problem.cov = x.transpose(-1, -2) @ x / x.shape[-2]
+    if problem.analytic:
+        problem.cross = torch.matmul(x.transpose(-1, -2), y) / x.shape[-2]
+    if settings.fit_tol is not None and y.dtype != torch.long:
+        problem.target_scale = (y.var(dim=-2, unbiased=False).sum(-1) if fit_scale is None
+                                else torch.as_tensor(fit_scale, dtype=dtype, device=device)).clamp_min(1e-300)
+    return problem
+
+
+class MinibatchOrder:
+    """Minibatch indices: one permutation of the training set per epoch from a seeded generator,
+    a last batch shorter than ``batch_size`` dropped."""
+
+    def __init__(self, n_samples: int, batch_size: int, seed: int, device):
+        self.n_samples, self.batch_size, self.device = n_samples, batch_size, device
+        self.rng = torch.Generator().manual_seed(int(seed))
+        self.order, self.position = None, n_samples
+
+    def next(self) -> tuple[torch.Tensor, bool]:
+        """(indices of the next batch, whether a new epoch starts with it)."""
+        epoch_end = self.position + self.batch_size > self.n_samples
+        if epoch_end:
+            self.order, self.position = torch.randperm(self.n_samples, generator=self.rng).to(self.device), 0
+        idx = self.order[self.position:self.position + self.batch_size]
+        self.position += self.batch_size
+        return idx, epoch_end
+
+
+@dataclass
+class TrainState:
+    """What changes while training: the weights, who is still training, and the optimizer's memory."""
+
+    params: list[torch.Tensor]
+    active: torch.Tensor  # (B,) bool: no stopping rule has held yet
+    steps: torch.Tensor  # (B,) updates applied
+    criterion: torch.Tensor  # (B,) the convergence criterion at the member's last active step
+    moments: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None  # adam: first and second moments
+    batches: MinibatchOrder | None = None
+    saved: list = field(default_factory=list)  # the checkpoints recorded so far
+
+
+def initial_state(problem: TrainingProblem, settings: TrainSettings, params: list[torch.Tensor]) -> TrainState:
+    """Copies of ``params`` to train, every member active, and fresh optimizer moments."""
+    params = [p.detach().clone().requires_grad_(True) for p in params]
+    n_members, device, dtype = params[0].shape[0], params[0].device, params[0].dtype
+    state = TrainState(params=params,
+                       active=torch.ones(n_members, dtype=torch.bool, device=device),
+                       steps=torch.zeros(n_members, dtype=torch.long, device=device),
+                       criterion=torch.full((n_members,), float("inf"), dtype=dtype, device=device))
+    if settings.optimizer == "adam":
+        state.moments = ([torch.zeros_like(p) for p in params], [torch.zeros_like(p) for p in params])
+    if problem.minibatch:
+        state.batches = MinibatchOrder(problem.n_samples, settings.batch_size, settings.batch_seed, device)
+    return state
+
+
+# ---------------------------------------------------------------------------------- gradients
+
+
+def gradients(problem: TrainingProblem, settings: TrainSettings, state: TrainState):
+    """(gradients, convergence criterion (B,), full-batch output or None, epoch_end) at the current weights.
+
+    Linear networks on MSE: from the data's sufficient statistics; minibatches: on the next
+    batch, with the criterion +inf (the gradient-norm rule is off); otherwise on all samples.
+    """
+    params = state.params
+    if problem.analytic:
+        grads, crit = _linear_gradients(problem.arch, params, problem.cov, problem.cross, problem.precond)
+        return grads, crit.detach(), None, False
+    if problem.minibatch:
+        idx, epoch_end = state.batches.next()
+        grads, _, _ = _generic_gradients(problem.arch, params, problem.x[..., idx, :], problem.y[:, idx],
+                                         settings.loss)
+        crit = torch.full((params[0].shape[0],), float("inf"), dtype=params[0].dtype, device=params[0].device)
+        return grads, crit.detach(), None, epoch_end
+    grads, crit, out = _generic_gradients(problem.arch, params, problem.x, problem.y, settings.loss)
+    return grads, crit.detach(), out, False
+
+
+# ---------------------------------------------------------------------------------- stopping rules
+
+
+def converged_by_tol(criterion: torch.Tensor, tol: float) -> torch.Tensor:
+    """(B,) bool: the convergence criterion is below ``tol``."""
+    return criterion < tol
+
+
+def fit_check_due(settings: TrainSettings, minibatch: bool, epoch_end: bool, step: int) -> bool:
+    """Whether the fit rule is checked at this step: every step in full-batch training; with
+    minibatches once per epoch and at the last step."""
+    return settings.fit_tol is not None and (not minibatch or epoch_end or step == settings.max_steps)
+
+
+def fitted_by_fit_tol(problem: TrainingProblem, settings: TrainSettings, params, out=None) -> torch.Tensor:
+    """(B,) bool: the training error on the whole training set is at most ``fit_tol``.
+
+    ``out``: the network's output on all samples when already at hand (else computed here).
+    """
+    if out is None:
+        with torch.no_grad():
+            out = chunked_forward(problem.arch, params, problem.x, settings.batch_size)
+    return training_error(out, problem.y, settings.loss, problem.target_scale) <= settings.fit_tol
+
+
+def reached_max_steps(step: int, settings: TrainSettings) -> bool:
+    """Whether this step is the last one: every member has had ``max_steps`` updates' chance."""
+    return step == settings.max_steps
+
+
+def all_stopped(active: torch.Tensor) -> bool:
+    """Whether no member is still training (a host synchronisation on an accelerator)."""
+    return not bool(active.any())
+
+
+# ---------------------------------------------------------------------------------- optimizers
+
+
+def _member_view(values: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """Per-member values (B,) shaped to broadcast against the batched parameter ``p``."""
+    return values.view(-1, *([1] * (p.dim() - 1)))
+
+
+def gd_update(params, grads, mask: torch.Tensor, lr: float) -> None:
+    """Plain gradient descent of the members where ``mask`` is 1, in place."""
+    for p, g in zip(params, grads):
+        p -= _member_view(lr * mask, p) * g
+
+
+def preconditioned_gd_update(params, grads, mask: torch.Tensor, lr: float, precond: torch.Tensor,
+                             cov: torch.Tensor) -> None:
+    """Gradient descent with the first layer's gradient times (X^T X / n)^+ and the step of member m
+    lr / max(1, |theta_m|^2_white), for the members where ``mask`` is 1, in place."""
+    grads[0] = grads[0] @ precond
+    sq_norm = whitened_sq_norm(params, cov)
+    rate = lr / sq_norm.clamp_min(1.0) * mask
+    for p, g in zip(params, grads):
+        p -= _member_view(rate, p) * g
+
+
+def adam_update(params, grads, mask: torch.Tensor, lr: float, moments, t: int) -> None:
+    """Adam step ``t`` (beta1 0.9, beta2 0.999, eps 1e-8) of the members where ``mask`` is 1, in place;
+    a masked member's moments are left as they are."""
+    for p, g, mi, vi in zip(params, grads, *moments):
+        keep = _member_view(mask, p)
+        mi.mul_(1 - 0.1 * keep).add_(0.1 * keep * g)
+        vi.mul_(1 - 0.001 * keep).add_(0.001 * keep * g * g)
+        update = (mi / (1 - 0.9**t)) / (torch.sqrt(vi / (1 - 0.999**t)) + 1e-8)
+        p -= lr * keep * update
+
+
+def apply_update(problem: TrainingProblem, settings: TrainSettings, state: TrainState, grads, step: int) -> None:
+    """The optimizer's update of the active members after ``step`` steps."""
+    mask = state.active.to(state.params[0].dtype)
+    with torch.no_grad():
+        if settings.optimizer == "preconditioned_gd":
+            preconditioned_gd_update(state.params, grads, mask, settings.lr, problem.precond, problem.cov)
+        elif settings.optimizer == "gd":
+            gd_update(state.params, grads, mask, settings.lr)
+        else:  # all members start together, so adam's step count is shared
+            adam_update(state.params, grads, mask, settings.lr, state.moments, step + 1)
+
+
+# ---------------------------------------------------------------------------------- the loop
+
+
+def train_step(problem: TrainingProblem, settings: TrainSettings, state: TrainState, step: int) -> bool:
+    """Step ``step`` of every member: its gradients, the stopping rules, then the update of the members
+    still active. Returns False when training ends here (``max_steps`` reached or every member stopped)."""
+    grads, crit, out, epoch_end = gradients(problem, settings, state)
+    state.criterion = torch.where(state.active, crit, state.criterion)
+    done = converged_by_tol(crit, settings.tol)
+    if fit_check_due(settings, problem.minibatch, epoch_end, step):
+        done = done | fitted_by_fit_tol(problem, settings, state.params, out)
+    state.active = state.active & ~done
+    if reached_max_steps(step, settings) or all_stopped(state.active):
+        return False
+    apply_update(problem, settings, state, grads, step)
+    state.steps += state.active.long()
+    return True
+
+
+def train(arch: Architecture, params: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+          settings: TrainSettings, *, fit_scale=None, progress=None, checkpoints=None,
+          checkpoint_unit: str = "auto") -> TrainResult:
     """Train every member on inputs x ((n, d) shared, or (B, n, d) per member) and its own targets.
 
     ``y``: float targets (B, n, out) for ``loss='mse'``, integer labels (B, n) for
     ``loss='cross_entropy'``. ``params`` are batched tensors (leading member axis) and are
     not modified. ``progress``, if given, is called as progress(step, n_active) now and then.
 
-    ``batch_size`` (< n): minibatches drawn from one permutation per epoch, seeded by
-    ``batch_seed`` and shared by all members (so a member's result does not depend on its
-    batch). Then the gradient-norm rule is off and the fit rule is checked once per epoch on
-    the whole training set.
+    With minibatches (``settings.batch_size`` < n) the batches come from one permutation per
+    epoch, seeded by ``batch_seed`` and shared by all members (so a member's result does not
+    depend on its batch). Then the gradient-norm rule is off and the fit rule is checked once
+    per epoch on the whole training set.
 
     ``fit_scale`` (B,): what a regression training MSE is divided by in the fit rule, e.g. each
     member's noise variance, so that "fits" means "has memorised its noise"; default: the
@@ -211,103 +447,47 @@ def train_ensemble(
     that has stopped (or every member, past the last step) keeps its final weights. Recording
     copies weights only, so the training itself is the same with or without checkpoints.
     """
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {optimizer!r}; known: {list(OPTIMIZERS)}")
-    if loss not in ("mse", "cross_entropy"):
-        raise ValueError(f"unknown loss {loss!r}; known: ['mse', 'cross_entropy']")
-    if optimizer == "preconditioned_gd" and (arch.bias or arch.conv):
-        raise ValueError("preconditioned_gd is defined for dense networks without biases")
     n_samples = x.shape[-2]
-    minibatch = batch_size is not None and batch_size < n_samples
-    if minibatch and optimizer == "preconditioned_gd":
-        raise ValueError("preconditioned_gd is a full-batch method; set training.batch_size to null")
-    params = [p.detach().clone().requires_grad_(True) for p in params]
-    n_members = params[0].shape[0]
-    device, dtype = params[0].device, params[0].dtype
-    analytic = arch.is_linear and loss == "mse" and not minibatch
-    if optimizer == "preconditioned_gd" or analytic:
-        precond = input_preconditioner(x)
-        cov = x.transpose(-1, -2) @ x / x.shape[-2]
-    if analytic:
-        cross = torch.matmul(x.transpose(-1, -2), y) / x.shape[-2]
-    target_scale = None
-    if fit_tol is not None and y.dtype != torch.long:
-        target_scale = (y.var(dim=-2, unbiased=False).sum(-1) if fit_scale is None
-                        else torch.as_tensor(fit_scale, dtype=dtype, device=device)).clamp_min(1e-300)
-    if optimizer == "adam":
-        m = [torch.zeros_like(p) for p in params]
-        v = [torch.zeros_like(p) for p in params]
-
-    if minibatch:
-        order_rng = torch.Generator().manual_seed(int(batch_seed))
-        order, position = None, n_samples
-    initial_loss = member_loss(arch, params, x, y, loss, batch_size)  # for divergence detection
-    active = torch.ones(n_members, dtype=torch.bool, device=device)
-    steps = torch.zeros(n_members, dtype=torch.long, device=device)
-    criterion = torch.full((n_members,), float("inf"), dtype=dtype, device=device)
-    schedule = None if checkpoints is None else checkpoint_schedule(checkpoints, n_samples, batch_size,
+    check_settings(arch, settings, n_samples)
+    problem = training_problem(arch, x, y, settings, fit_scale, params[0].dtype, params[0].device)
+    state = initial_state(problem, settings, params)
+    initial_loss = member_loss(arch, state.params, x, y, settings.loss, settings.batch_size)  # for divergence
+    schedule = None if checkpoints is None else checkpoint_schedule(checkpoints, n_samples, settings.batch_size,
                                                                     checkpoint_unit)
-    saved: list = []
-    for step in range(max_steps + 1):
+    for step in range(settings.max_steps + 1):
         if schedule is not None:
-            _record_checkpoints(saved, schedule, step, params)
-        out = None
-        if analytic:
-            grads, crit = _linear_gradients(arch, params, cov, cross, precond)
-        elif minibatch:
-            epoch_end = position + batch_size > n_samples
-            if epoch_end:
-                order, position = torch.randperm(n_samples, generator=order_rng).to(device), 0
-            idx = order[position:position + batch_size]
-            position += batch_size
-            grads, _, _ = _generic_gradients(arch, params, x[..., idx, :], y[:, idx], loss)
-            crit = torch.full((n_members,), float("inf"), dtype=dtype, device=device)
-        else:
-            grads, crit, out = _generic_gradients(arch, params, x, y, loss)
-        crit = crit.detach()
-        criterion = torch.where(active, crit, criterion)
-        done = crit < tol
-        if fit_tol is not None and (not minibatch or epoch_end or step == max_steps):
-            if out is None:
-                with torch.no_grad():
-                    out = chunked_forward(arch, params, x, batch_size)
-            done = done | (training_error(out, y, loss, target_scale) <= fit_tol)
-        active = active & ~done
-        if step == max_steps or not bool(active.any()):
+            _record_checkpoints(state.saved, schedule, step, state.params)
+        if not train_step(problem, settings, state, step):
             break
-        mask = active.to(dtype)
-        with torch.no_grad():
-            if optimizer == "preconditioned_gd":
-                grads[0] = grads[0] @ precond
-                sq_norm = whitened_sq_norm(params, cov)
-                rate = lr / sq_norm.clamp_min(1.0) * mask
-                for p, g in zip(params, grads):
-                    p -= rate.view(-1, *([1] * (p.dim() - 1))) * g
-            elif optimizer == "gd":
-                for p, g in zip(params, grads):
-                    p -= (lr * mask).view(-1, *([1] * (p.dim() - 1))) * g
-            else:
-                t = step + 1  # all members start together, so the step count is shared
-                for p, g, mi, vi in zip(params, grads, m, v):
-                    keep = mask.view(-1, *([1] * (p.dim() - 1)))
-                    mi.mul_(1 - 0.1 * keep).add_(0.1 * keep * g)
-                    vi.mul_(1 - 0.001 * keep).add_(0.001 * keep * g * g)
-                    update = (mi / (1 - 0.9**t)) / (torch.sqrt(vi / (1 - 0.999**t)) + 1e-8)
-                    p -= lr * keep * update
-        steps += active.long()
         if progress is not None and step % 500 == 0:
-            progress(step, int(active.sum()))
-    final_loss = member_loss(arch, params, x, y, loss, batch_size)
+            progress(step, int(state.active.sum()))
+    return _result(problem, settings, state, initial_loss, schedule)
+
+
+def _result(problem: TrainingProblem, settings: TrainSettings, state: TrainState, initial_loss,
+            schedule) -> TrainResult:
+    """The TrainResult of a finished run: final losses, divergence, and the checkpoints past the end."""
+    params = state.params
+    final_loss = member_loss(problem.arch, params, problem.x, problem.y, settings.loss, settings.batch_size)
     if schedule is not None:  # checkpoints after training ended: the final (frozen) weights
-        _record_checkpoints(saved, schedule, int(schedule[-1]) if len(schedule) else 0, params)
+        _record_checkpoints(state.saved, schedule, int(schedule[-1]) if len(schedule) else 0, params)
     return TrainResult(
         params=[p.detach() for p in params],
-        steps=steps.cpu().numpy(),
-        converged=(~active).cpu().numpy(),
-        criterion=criterion.cpu().numpy(),
+        steps=state.steps.cpu().numpy(),
+        converged=(~state.active).cpu().numpy(),
+        criterion=state.criterion.cpu().numpy(),
         initial_loss=initial_loss.cpu().numpy(),
         final_loss=final_loss.cpu().numpy(),
         diverged=diverged_members(initial_loss.cpu(), final_loss.cpu(), params),
         checkpoint_steps=schedule,
-        checkpoints=None if schedule is None else saved,
+        checkpoints=None if schedule is None else state.saved,
     )
+
+
+def train_ensemble(arch: Architecture, params: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor, *,
+                   fit_scale=None, progress=None, checkpoints=None, checkpoint_unit: str = "auto",
+                   **settings) -> TrainResult:
+    """``train`` with the fields of :class:`TrainSettings` as keywords (``optimizer``, ``lr``,
+    ``max_steps``, ``tol``, ``loss``, ``fit_tol``, ``batch_size``, ``batch_seed``)."""
+    return train(arch, params, x, y, TrainSettings(**settings), fit_scale=fit_scale, progress=progress,
+                 checkpoints=checkpoints, checkpoint_unit=checkpoint_unit)
