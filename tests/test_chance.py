@@ -11,6 +11,7 @@ from alignlib.ensembles.alignment import compute_alignment, merge_metric_parts
 from alignlib.stats.chance import (
     CHANCE_QUANTILE,
     END_TO_END_REASON,
+    ChanceKey,
     chance_draws,
     chance_reason,
     chance_rounds,
@@ -91,7 +92,8 @@ def test_independent_members_lie_inside_the_chance_band_about_95_percent_of_the_
         for t in range(T):
             rng = np.random.default_rng(1000 + t)
             block = rng.standard_normal((7, 30, 4))
-            draws = chance_draws(block, metric, {}, K, base_seed=t, task="null", layer="h", snr=1.0, n=10)
+            draws = chance_draws(block, ChanceKey(base_seed=t, task="null", metric=metric, layer="h", snr=1.0, n=10),
+                                 K)
             _, hi = summarise(draws)
             inside += compare(block[5], block[6], metric) <= hi  # a pair outside the draws' members
         lo_ok, hi_ok = stats.binom.interval(0.999, T, expected)
@@ -103,7 +105,7 @@ def test_identical_members_are_far_above_chance():
     x = rng.standard_normal((60, 8))
     block = np.stack([x] * 5)
     for metric in ("cka_linear", "procrustes", "neighborhood_overlap", "rsa"):
-        draws = chance_draws(block, metric, {}, 10, base_seed=0, task="t", layer="h", snr=1.0, n=5)
+        draws = chance_draws(block, ChanceKey(base_seed=0, task="t", metric=metric, layer="h", snr=1.0, n=5), 10)
         mean, hi = summarise(draws)
         assert pairwise(block, metric)[0, 1] == pytest.approx(1.0)
         assert hi < 0.5 and mean < 0.35, (metric, mean, hi)
@@ -124,7 +126,8 @@ def test_chance_is_stored_with_the_alignment_and_excluded_where_it_is():
     assert table["chance"].attrs["draws"] == 6 and "95th percentile" in table["chance_hi"].attrs["description"]
     # the values are the draws of alignlib.stats.chance at that cell, keyed by (seed, task, metric, layer, snr, n)
     block = cube["activation"].sel(snr=1.0, n=20, layer="hidden").values.astype(np.float64)
-    draws = chance_draws(block, "procrustes", {}, 6, base_seed=0, task="fake", layer="hidden", snr=1.0, n=20)
+    key = ChanceKey(base_seed=0, task="fake", metric="procrustes", layer="hidden", snr=1.0, n=20)
+    draws = chance_draws(block, key, 6)
     assert float(table["chance"].sel(metric="procrustes", layer="hidden", snr=1.0, n=20)) == pytest.approx(draws.mean())
     # no draws: no chance variables
     plain = compute_alignment(cube, ["cka_linear"], log=io.StringIO())
@@ -149,15 +152,16 @@ def test_diverged_members_are_left_out_of_the_chance():
     cube["diverged"][{"snr": 1, "n": 1, "seed": slice(1, 4)}] = 1  # one member left: no pair, no chance
     block = cube["activation"].sel(snr=1.0, n=8, layer="hidden").values.astype(np.float64)
     table = compute_alignment(cube, ["cka_linear"], log=io.StringIO(), chance_draws=3, task="fake")
-    kept = chance_draws(block[:3], "cka_linear", {}, 3, base_seed=0, task="fake", layer="hidden", snr=1.0, n=8)
+    key = ChanceKey(base_seed=0, task="fake", metric="cka_linear", layer="hidden", snr=1.0, n=8)
+    kept = chance_draws(block[:3], key, 3)
     assert float(table["chance"].sel(metric="cka_linear", layer="hidden", snr=1.0, n=8)) == pytest.approx(kept.mean())
     assert np.isnan(table["chance"].sel(snr=10.0, n=20)).all()
 
 
 def test_end_to_end_metrics_have_no_chance_and_say_why(small_linear_cube):
     assert chance_reason("cosine_end_to_end") == END_TO_END_REASON and chance_reason("cka_linear") == ""
-    assert np.isnan(chance_draws(np.zeros((3, 4, 4)), "cosine_end_to_end", {}, 4, base_seed=0, task="t",
-                                 layer="output", snr=1.0, n=4)).all()
+    key = ChanceKey(base_seed=0, task="t", metric="cosine_end_to_end", layer="output", snr=1.0, n=4)
+    assert np.isnan(chance_draws(np.zeros((3, 4, 4)), key, 4)).all()
     with pytest.raises(ValueError, match="no probe order to shuffle"):
         shuffled_pairwise(np.ones((2, 3, 3)), [np.arange(3)] * 2, "cosine_end_to_end")
     table = compute_alignment(small_linear_cube, ["cka_linear", "cosine_end_to_end"], log=io.StringIO(),

@@ -27,6 +27,8 @@ nothing to shuffle, so their chance is NaN with :data:`END_TO_END_REASON`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -70,11 +72,22 @@ def chance_rounds(members: int, draws: int) -> list[tuple[np.ndarray, int]]:
     return rounds
 
 
-def draw_permutation(probes: int, base_seed: int, task: str, metric: str, layer: str, snr, n,
-                     round_: int, slot: int) -> np.ndarray:
+@dataclass(frozen=True)
+class ChanceKey:
+    """What seeds the chance draws of one grid point: (base_seed, task, metric, layer, snr, n)."""
+
+    base_seed: int
+    task: str
+    metric: str
+    layer: str
+    snr: float
+    n: int
+
+
+def draw_permutation(probes: int, key: ChanceKey, round_: int, slot: int) -> np.ndarray:
     """The probe permutation of one member (slot) in one round, from its own seeded stream."""
-    return stream(int(base_seed), str(task), "chance", str(metric), str(layer), float(snr), int(n),
-                  int(round_), int(slot)).permutation(probes)
+    return stream(int(key.base_seed), str(key.task), "chance", str(key.metric), str(key.layer), float(key.snr),
+                  int(key.n), int(round_), int(slot)).permutation(probes)
 
 
 def shuffled_pairwise(reps, perms, metric: str, **options) -> np.ndarray:
@@ -96,9 +109,9 @@ def shuffled_pairwise(reps, perms, metric: str, **options) -> np.ndarray:
     return pairwise(shuffled, metric, **options)
 
 
-def chance_draws(block, metric: str, options: dict | None, draws: int, *, base_seed: int, task: str,
-                 layer: str, snr, n, keep=None) -> np.ndarray:
-    """The K = ``draws`` shuffled-pair values of one grid point (metric, layer, snr, n).
+def chance_draws(block, key: ChanceKey, draws: int, *, options: dict | None = None, keep=None) -> np.ndarray:
+    """The K = ``draws`` shuffled-pair values of one grid point, ``key`` = (base_seed, task, metric,
+    layer, snr, n); ``options``: the metric's options.
 
     ``block``: the members' representations (S, probes, units), NumPy or torch; ``keep``: (S,)
     bool, the members that count (diverged ones left out), None = all. Returns (draws,) float64,
@@ -106,12 +119,12 @@ def chance_draws(block, metric: str, options: dict | None, draws: int, *, base_s
     """
     out = np.full(draws, np.nan)
     index = np.arange(len(block)) if keep is None else np.flatnonzero(keep)
-    if draws == 0 or len(index) < 2 or chance_reason(metric):
+    if draws == 0 or len(index) < 2 or chance_reason(key.metric):
         return out
     probes, filled = block.shape[1], 0
     for r, (positions, take) in enumerate(chance_rounds(len(index), draws)):
-        perms = [draw_permutation(probes, base_seed, task, metric, layer, snr, n, r, t) for t in range(len(positions))]
-        matrix = shuffled_pairwise([block[int(index[p])] for p in positions], perms, metric, **(options or {}))
+        perms = [draw_permutation(probes, key, r, t) for t in range(len(positions))]
+        matrix = shuffled_pairwise([block[int(index[p])] for p in positions], perms, key.metric, **(options or {}))
         ia, ib = np.triu_indices(len(positions), k=1)  # member_pairs order: (0, 1), (0, 2), ..., (1, 2), ...
         out[filled:filled + take] = matrix[ia[:take], ib[:take]]
         filled += take
