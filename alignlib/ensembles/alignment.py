@@ -10,6 +10,7 @@ NaN at the hidden layers.
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass, field
 from itertools import combinations
 
 import numpy as np
@@ -53,89 +54,194 @@ def compute_alignment(cube: xr.Dataset, metrics: list[str], metric_options: dict
     ``chance_hi`` (their 95th percentile), NaN wherever ``alignment`` is NaN for the whole cell,
     and ``chance_note(metric)`` ("" or why a metric has none). K = 0: no chance variables.
     """
-    import torch
-
-    from alignlib.stats.chance import chance_draws as draw_chance
-    from alignlib.metrics import METRICS, pairwise  # heavy import kept local: alignpipe.cubes users need no torch
-    from alignlib.metrics.preconditions import CCA_FAMILY, check_key, probe_space, storage_eps, uninformative_reason
-
     metric_options = metric_options or {}
-    storage = cube["activation"].dtype
-    if probe_x is not None:
-        probe_x = np.asarray(probe_x)
-        if probe_x.ndim != 2 or probe_x.shape[0] != cube.sizes["probe"]:
-            raise ValueError(f"probe_x must be (probes, features) with the cube's {cube.sizes['probe']} "
-                             f"probes, got shape {probe_x.shape}")
-        if any(m in CCA_FAMILY for m in metrics):
-            probe_x = probe_space(probe_x)  # its SVD once per task, not per grid point
-    has_e2e = "end_to_end" in cube
+    job = _AlignmentJob(cube=cube, device=device, log=log, draws=chance_draws, base_seed=base_seed, task=task)
+    job.probe_x = _probe_inputs(job, probe_x, metrics)
     # end-to-end metrics need a linear network's end-to-end map; skip them elsewhere
-    metrics = [m for m in metrics if has_e2e or m not in END_TO_END_METRICS]
-    snrs, ns, seeds, layers = (cube[c].values for c in ("snr", "n", "seed", "layer"))
-    ia, ib = member_pairs(seeds)
-    kept = _kept_members(cube)  # diverged members are left out: their pairs stay NaN
-    values = np.full((len(metrics), len(layers), len(snrs), len(ns), len(ia)), np.nan)
-    notes = np.full((len(metrics), len(layers)), "", dtype=object)
-    chance = np.full((len(metrics), len(layers), len(snrs), len(ns), chance_draws), np.nan)  # chance part
-    checked: dict[tuple, str | None] = {}  # (layer, snr, n, check) -> reason, shared by metrics with one check
+    metrics = [m for m in metrics if job.has_e2e or m not in END_TO_END_METRICS]
+    grid = job.grid
+    values = np.full((len(metrics), len(grid.layers), len(grid.snrs), len(grid.ns), len(grid.ia)), np.nan)
+    notes = np.full((len(metrics), len(grid.layers)), "", dtype=object)
+    chance = np.full((len(metrics), len(grid.layers), len(grid.snrs), len(grid.ns), chance_draws), np.nan)
     for m, metric in enumerate(metrics):
-        options = dict(metric_options.get(metric, {}))
-        if "rank_eps" in METRICS[metric].options and "rank_eps" not in options:
-            options["rank_eps"] = storage_eps(storage)
-        key = None if metric in END_TO_END_METRICS else check_key(metric, options)
-        for l, layer in enumerate(layers):
-            excluded: dict[str, int] = {}
-            if metric in END_TO_END_METRICS:
-                if not has_e2e or l != len(layers) - 1:
-                    continue  # not computed there by design (see the alignment_note attribute), not excluded
-                reps = cube["end_to_end"]
-            else:
-                reps = layer_activations(cube, str(layer))
-            for i, snr in enumerate(snrs):
-                for j, n in enumerate(ns):
-                    block = reps.sel(snr=snr, n=n).transpose("seed", ...).values.astype(np.float64)
-                    if key is not None:
-                        if (l, i, j, key) not in checked:
-                            members = block if kept is None else block[kept[i, j]]
-                            checked[l, i, j, key] = uninformative_reason(metric, members, probe_x, storage,
-                                                                         options) if len(members) >= 2 else None
-                        reason = checked[l, i, j, key]
-                        if reason is not None:
-                            excluded[reason] = excluded.get(reason, 0) + 1
-                            continue
-                    if device is not None and torch.device(device).type != "cpu":
-                        block = torch.as_tensor(block, device=device)
-                    try:
-                        values[m, l, i, j] = _kept_pairs(pairwise, block, metric, options, ia, ib,
-                                                         None if kept is None else kept[i, j])
-                    except ValueError as error:  # e.g. a dead (constant) layer: no value, say why
-                        print(f"alignment: {metric} at layer {layer}, snr {snr:g}, n {n}: NaN ({error})",
-                              file=log, flush=True)
-                        reason = f"the metric raised an error (first: {error})"
-                        first = next((r for r in excluded if r.startswith("the metric raised")), reason)
-                        excluded[first] = excluded.get(first, 0) + 1
-                        continue
-                    if chance_draws and metric not in END_TO_END_METRICS:  # the cell's permutation baseline
-                        try:
-                            chance[m, l, i, j] = draw_chance(block, metric, options, chance_draws,
-                                                             base_seed=base_seed, task=task, layer=str(layer),
-                                                             snr=snr, n=n, keep=None if kept is None else kept[i, j])
-                        except ValueError as error:  # left NaN, said once per cell
-                            print(f"alignment: chance of {metric} at layer {layer}, snr {snr:g}, n {n}: "
-                                  f"NaN ({error})", file=log, flush=True)
-            if excluded:
-                notes[m, l] = _note(excluded, len(snrs) * len(ns))
-                print(f"alignment: {metric} at layer {layer}: {notes[m, l]}", file=log, flush=True)
-        print(f"alignment: {metric} done", file=log, flush=True)
+        align_metric(job, metric, metric_options.get(metric, {}), values[m], chance[m], notes[m])
+    return _alignment_dataset(cube, metrics, grid, values, notes, chance if chance_draws else None)
+
+
+# The start of an alignment_note for a grid point where the metric raised an error.
+_RAISED = "the metric raised an error"
+
+
+@dataclass(frozen=True)
+class MemberGrid:
+    """A cube's axes, its pairs of members (``member_pairs``) and the members kept (not diverged)."""
+
+    snrs: np.ndarray
+    ns: np.ndarray
+    seeds: np.ndarray
+    layers: np.ndarray
+    ia: np.ndarray
+    ib: np.ndarray
+    kept: np.ndarray | None  # (snr, n, seed) bool; None: every member
+
+    @classmethod
+    def of(cls, cube: xr.Dataset) -> "MemberGrid":
+        snrs, ns, seeds, layers = (cube[c].values for c in ("snr", "n", "seed", "layer"))
+        return cls(snrs, ns, seeds, layers, *member_pairs(seeds), _kept_members(cube))
+
+    def keep(self, i: int, j: int):
+        """(seed,) bool: the members of grid point (i, j) that count; None: all of them."""
+        return None if self.kept is None else self.kept[i, j]
+
+
+@dataclass
+class _AlignmentJob:
+    """One compute_alignment call: the cube, what every cell shares, and the preconditions checked so far."""
+
+    cube: xr.Dataset
+    device: object
+    log: object
+    draws: int
+    base_seed: int
+    task: str
+    # (layer, snr, n, check) -> reason or None, shared by the metrics with one check
+    checked: dict = field(default_factory=dict)
+    probe_x: np.ndarray | None = None  # the probe inputs, as _probe_inputs prepares them
+
+    def __post_init__(self):
+        import torch  # heavy imports kept local: readers of alignment tables (figures, report) need no torch
+
+        from alignlib.metrics import METRICS, pairwise, preconditions
+        from alignlib.stats import chance
+
+        self.torch, self.metrics, self.pairwise, self.preconditions, self.chance = (
+            torch, METRICS, pairwise, preconditions, chance)
+        self.grid = MemberGrid.of(self.cube)
+        self.storage = self.cube["activation"].dtype
+        self.has_e2e = "end_to_end" in self.cube
+
+    def say(self, text: str) -> None:
+        print(text, file=self.log, flush=True)
+
+
+def _probe_inputs(job: _AlignmentJob, probe_x, metrics: list[str]):
+    """``probe_x`` checked against the job's cube (None stays None); its SVD once per task for the
+    CCA family."""
+    cube = job.cube
+    if probe_x is None:
+        return None
+    probe_x = np.asarray(probe_x)
+    if probe_x.ndim != 2 or probe_x.shape[0] != cube.sizes["probe"]:
+        raise ValueError(f"probe_x must be (probes, features) with the cube's {cube.sizes['probe']} "
+                         f"probes, got shape {probe_x.shape}")
+    if any(m in job.preconditions.CCA_FAMILY for m in metrics):
+        probe_x = job.preconditions.probe_space(probe_x)  # its SVD once per task, not per grid point
+    return probe_x
+
+
+def metric_settings(job: _AlignmentJob, metric: str, options: dict) -> tuple[dict, object]:
+    """(the metric's options, its precondition check key or None): ``rank_eps`` = the storage dtype's
+    eps where the metric takes one and ``options`` leave it unset."""
+    options = dict(options)
+    if "rank_eps" in job.metrics[metric].options and "rank_eps" not in options:
+        options["rank_eps"] = job.preconditions.storage_eps(job.storage)
+    return options, None if metric in END_TO_END_METRICS else job.preconditions.check_key(metric, options)
+
+
+def align_metric(job: _AlignmentJob, metric: str, options: dict, values: np.ndarray, chance: np.ndarray,
+                 notes: np.ndarray) -> None:
+    """Fill one metric's ``values`` (layer, snr, n, pair), ``chance`` (layer, snr, n, draw) and
+    ``notes`` (layer,) in place, layer by layer."""
+    options, key = metric_settings(job, metric, options)
+    layers = job.grid.layers
+    for l, layer in enumerate(layers):
+        if metric in END_TO_END_METRICS:
+            if not job.has_e2e or l != len(layers) - 1:
+                continue  # not computed there by design (see the alignment_note attribute), not excluded
+            reps = job.cube["end_to_end"]
+        else:
+            reps = layer_activations(job.cube, str(layer))
+        excluded = align_layer(job, metric, options, key, l, reps, values[l], chance[l])
+        if excluded:
+            notes[l] = _note(excluded, len(job.grid.snrs) * len(job.grid.ns))
+            job.say(f"alignment: {metric} at layer {layer}: {notes[l]}")
+    job.say(f"alignment: {metric} done")
+
+
+def align_layer(job: _AlignmentJob, metric: str, options: dict, key, l: int, reps: xr.DataArray,
+                values: np.ndarray, chance: np.ndarray) -> dict[str, int]:
+    """Fill one layer's ``values`` (snr, n, pair) and ``chance`` (snr, n, draw) in place; returns
+    {reason: grid points} of the points left NaN (the first error's text for every error)."""
+    excluded: dict[str, int] = {}
+    for i, snr in enumerate(job.grid.snrs):
+        for j, n in enumerate(job.grid.ns):
+            reason = align_point(job, metric, options, key, (l, i, j), reps.sel(snr=snr, n=n), values[i, j],
+                                 chance[i, j])
+            if reason is not None and reason.startswith(_RAISED):  # counted under the first error's text
+                reason = next((r for r in excluded if r.startswith(_RAISED)), reason)
+            if reason is not None:
+                excluded[reason] = excluded.get(reason, 0) + 1
+    return excluded
+
+
+def align_point(job: _AlignmentJob, metric: str, options: dict, key, where: tuple[int, int, int],
+                reps: xr.DataArray, values: np.ndarray, chance: np.ndarray) -> str | None:
+    """One grid point (layer l, snr i, n j): its pairs' values and chance draws, in place. Returns
+    why it is NaN (a failed precondition, or the metric raised an error), or None."""
+    l, i, j = where
+    layer, snr, n = job.grid.layers[l], job.grid.snrs[i], job.grid.ns[j]
+    block = reps.transpose("seed", ...).values.astype(np.float64)
+    keep = job.grid.keep(i, j)
+    if key is not None:
+        reason = point_precondition(job, metric, options, key, where, block, keep)
+        if reason is not None:
+            return reason
+    if job.device is not None and job.torch.device(job.device).type != "cpu":
+        block = job.torch.as_tensor(block, device=job.device)
+    try:
+        values[:] = _kept_pairs(job.pairwise, block, metric, options, job.grid.ia, job.grid.ib, keep)
+    except ValueError as error:  # e.g. a dead (constant) layer: no value, say why
+        job.say(f"alignment: {metric} at layer {layer}, snr {snr:g}, n {n}: NaN ({error})")
+        return f"{_RAISED} (first: {error})"
+    if job.draws and metric not in END_TO_END_METRICS:  # the cell's permutation baseline
+        point_chance(job, metric, options, (str(layer), snr, n), block, keep, chance)
+    return None
+
+
+def point_precondition(job: _AlignmentJob, metric: str, options: dict, key, where, block, keep) -> str | None:
+    """Why the metric is uninformative at this point by construction (None: it is not), checked once
+    per (layer, snr, n, check) on the kept members and shared by the metrics with the same check."""
+    if (*where, key) not in job.checked:
+        members = block if keep is None else block[keep]
+        job.checked[(*where, key)] = (job.preconditions.uninformative_reason(
+            metric, members, job.probe_x, job.storage, options) if len(members) >= 2 else None)
+    return job.checked[(*where, key)]
+
+
+def point_chance(job: _AlignmentJob, metric: str, options: dict, point: tuple, block, keep,
+                 chance: np.ndarray) -> None:
+    """The point's chance draws into ``chance`` (draw,); left NaN, and said, when the metric raises."""
+    layer, snr, n = point
+    seed = job.chance.ChanceKey(base_seed=job.base_seed, task=job.task, metric=metric, layer=layer, snr=snr, n=n)
+    try:
+        chance[:] = job.chance.chance_draws(block, seed, job.draws, options=options, keep=keep)
+    except ValueError as error:  # left NaN, said once per cell
+        job.say(f"alignment: chance of {metric} at layer {layer}, snr {snr:g}, n {n}: NaN ({error})")
+
+
+def _alignment_dataset(cube: xr.Dataset, metrics: list[str], grid: MemberGrid, values: np.ndarray,
+                       notes: np.ndarray, chance: np.ndarray | None) -> xr.Dataset:
+    """The alignment table from the computed arrays, with the cube's member records and attributes."""
     ds = xr.Dataset(
         {"alignment": (("metric", "layer", "snr", "n", "pair"), values),
          "alignment_note": (("metric", "layer"), notes.astype(str))},
         coords={
-            "metric": list(metrics), "layer": [str(x) for x in layers], "snr": snrs, "n": ns,
-            "pair": np.arange(len(ia)), "seed_a": ("pair", seeds[ia]), "seed_b": ("pair", seeds[ib]),
+            "metric": list(metrics), "layer": [str(x) for x in grid.layers], "snr": grid.snrs, "n": grid.ns,
+            "pair": np.arange(len(grid.ia)), "seed_a": ("pair", grid.seeds[grid.ia]),
+            "seed_b": ("pair", grid.seeds[grid.ib]),
         },
     )
-    if chance_draws:
+    if chance is not None:
         ds = ds.merge(chance_table(chance, metrics, ds))
     for name in ("train_error", "test_error", "steps", "converged", "noise_fit", "diverged"):
         if name in cube:
