@@ -160,7 +160,8 @@ def task_verdicts(ds: xr.Dataset, crit: Criteria | None = None, requested_metric
     for (metric, layer), res in results.items():
         for claim, (cells, verdict, detail, estimate) in res.items():
             cell_rows += _cell_rows(task, claim, cells)
-            row = verdict_row(task, claim, metric, layer, verdict, detail, estimate, cells, crit)
+            row = verdict_row(task=task, claim=claim, metric=metric, layer=layer, verdict=verdict, detail=detail,
+                              estimate=estimate, cells=cells, crit=crit)
             row.update(members=ds.sizes["seed"], below_chance=below_chance(ds, metric, layer))
             verdict_rows.append(row)
     for metric, layer, note in excluded:
@@ -201,7 +202,7 @@ def _claim2_cells_text(cells: list[dict]) -> str:
                       f"shape {c['shape_at_threshold']}, {c['call']}" for c in cells)
 
 
-def verdict_row(task: str, claim: int, metric: str, layer: str, verdict: str, detail: str, estimate: float,
+def verdict_row(*, task: str, claim: int, metric: str, layer: str, verdict: str, detail: str, estimate: float,
                 cells: list[dict], crit: Criteria) -> dict:
     """One row of verdicts.csv: the verdict with its statistic and the numbers behind it."""
     row = dict(task=task, claim=claim, claim_text=CLAIMS[claim], level="metric", metric=metric, layer=layer,
