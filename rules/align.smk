@@ -9,11 +9,10 @@ rule align_part:
     output:
         f"{RESULTS}/{{task}}/align_parts/{{metrics}}.nc",
     params:
-        task_cfg=grid_config,  # n: the whole grid, coarse and refined
+        task_cfg=align_settings,  # n: the whole grid, coarse and refined
         metrics=part_metrics,
-        device=config["device"],
         chance=config["chance"]["draws"],  # K permutation-baseline draws per cell (alignlib.stats.chance)
-        metric_options=config["metric_options"],
+        metric_options=METRIC_OPTIONS,
     log:
         f"{RESULTS}/{{task}}/logs/align_{{metrics}}.log",
     priority: critical_path("align_part")
@@ -39,11 +38,10 @@ rule align:
     output:
         f"{RESULTS}/{{task}}/alignment.nc",
     params:
-        task_cfg=grid_config,
+        task_cfg=align_settings,
         metrics=config["metrics"],
-        device=config["device"],
         chance=config["chance"]["draws"],
-        metric_options=config["metric_options"],
+        metric_options=METRIC_OPTIONS,
     log:
         f"{RESULTS}/{{task}}/logs/align.log",
     priority: critical_path("align")

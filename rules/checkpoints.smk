@@ -20,7 +20,6 @@ rule training_checkpoints:
     params:
         task_cfg=task_config,
         settings=lambda wildcards: settings_of(CHECKPOINTS, wildcards.task),
-        device=config["device"],
         activation_dtype=config["activation_dtype"],
     log:
         f"{RESULTS}/{{task}}/logs/training_checkpoints.log",
@@ -46,7 +45,6 @@ rule align_training:
         metrics=lambda wildcards: checkpoint_metrics(config["tasks"][wildcards.task],
                                                      settings_of(CHECKPOINTS, wildcards.task)),
         metric_options=config.get("metric_options") or {},
-        device=config["device"],
     log:
         f"{RESULTS}/{{task}}/logs/align_training.log",
     threads: 1

@@ -52,6 +52,50 @@ def task_config(wildcards):
     return settings(wildcards.task)
 
 
+# A rule's params are only what changes its output (Snakemake reruns a job when its params change):
+# so growing a grid trains only the new members (the train jobs rerun, take their finished members
+# from the member store, alignpipe.store, and train the rest), changing OOD settings reruns only
+# the OOD steps, and changing the metric list reruns only the alignment and what follows it.
+MEMBER_KEYS = ("dataset", "network", "noise", "training", "base_seed")  # what makes a member (with its data)
+
+
+def options_of(metrics):
+    """The config's metric_options of these metrics only (another metric's options change nothing here)."""
+    return {m: o for m, o in config["metric_options"].items() if m in metrics}
+
+
+METRIC_OPTIONS = options_of(config["metrics"])
+
+
+def _subset(cfg, keys):
+    return {key: cfg[key] for key in keys if key in cfg}
+
+
+def data_settings(wildcards):
+    """The task_data job's params: the data set, its split (probes, test set, training pool up to the
+    largest n) and base_seed; OOD settings only where they move the split (kind extrapolate)."""
+    cfg = settings(wildcards.task)
+    out = dict(_subset(cfg, ("dataset", "base_seed", "probes", "test_size")), n=[max(cfg["n"])])
+    if (cfg.get("ood") or {}).get("kind") == "extrapolate":
+        out["ood"] = cfg["ood"]
+    return out
+
+
+def train_settings(wildcards):
+    """A train job's params: what makes its members, and which SNRs and seeds it trains."""
+    return _subset(settings(wildcards.task), MEMBER_KEYS + ("snr", "seeds"))
+
+
+def network_settings(wildcards):
+    """What extract needs to run the members' networks."""
+    return _subset(settings(wildcards.task), MEMBER_KEYS)
+
+
+def ood_settings(wildcards):
+    """The OOD probe set's settings (rules/ood.smk)."""
+    return dict(_subset(settings(wildcards.task), ("dataset", "base_seed", "probes", "ood")))
+
+
 # A task with `refine` (alignpipe.refine) grows its grid after the coarse pass: the checkpoint rule
 # refine reads the coarse members' thresholds and writes the n it adds to refine.json. Everything
 # that needs the whole grid (the refined n's training and extract jobs, align) asks for it here;
@@ -79,6 +123,18 @@ def grid_config(wildcards):
     cfg = settings(wildcards.task)
     added = refined_n(wildcards.task)
     return dict(cfg, n=grid_n(cfg["n"], added)) if added else cfg
+
+
+def align_settings(wildcards):
+    """An align job's params besides its metrics: the grid it expects in the cubes, the seeds of its
+    chance draws, the threshold's tolerance and whether a closed form applies."""
+    cfg = grid_config(wildcards)
+    return dict(_subset(cfg, ("n", "base_seed", "interpolation_tol")), theory=has_linear_theory(cfg))
+
+
+def refine_settings(wildcards):
+    """The refine job's params: the coarse grid, the refinement and the threshold's tolerance."""
+    return _subset(settings(wildcards.task), ("n", "refine", "interpolation_tol"))
 
 
 def refinement_input(wildcards):

@@ -2,7 +2,7 @@ rule task_data:
     output:
         f"{RESULTS}/{{task}}/data/data.nc",
     params:
-        task_cfg=task_config,
+        task_cfg=data_settings,
     log:
         f"{RESULTS}/{{task}}/logs/data.log",
     priority: critical_path("task_data")

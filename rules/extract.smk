@@ -3,12 +3,13 @@
 rule extract:
     input:
         data=f"{RESULTS}/{{task}}/data/data.nc",
+        probes=f"{RESULTS}/{{task}}/data/data.nc",  # the probe set's file (extract_ood: data/ood.nc)
         models=cube_models,
     output:
         f"{RESULTS}/{{task}}/activations/n{{ns}}.nc",
     params:
-        task_cfg=task_config,
-        device=config["device"],
+        task_cfg=network_settings,
+        probe_var="probe_x",
         activation_dtype=config["activation_dtype"],
     log:
         f"{RESULTS}/{{task}}/logs/extract_n{{ns}}.log",

@@ -1,5 +1,5 @@
 # Out-of-distribution probes (a task's `ood` section; alignpipe.ood): the members' activations on the
-# task's OOD probes (data.nc's ood_x), one cube per in-distribution cube; their alignment for the OOD
+# task's OOD probes (data/ood.nc's ood_x), one cube per in-distribution cube; their alignment for the OOD
 # metrics in alignment_ood.nc; the per-layer comparison with alignment.nc in ood_summary.csv and a figure.
 from alignpipe.ood import check_ood_config, ood_metrics
 
@@ -9,15 +9,37 @@ except ConfigError as error:
     raise WorkflowError(str(error)) from None
 
 
+# The OOD probe set (data/ood.nc) has a job of its own, so that changing the task's `ood` settings
+# reruns only the OOD steps (for kind extrapolate, whose patients come out of the split, data.nc too).
+rule ood_data:
+    input:
+        data=f"{RESULTS}/{{task}}/data/data.nc",
+    output:
+        f"{RESULTS}/{{task}}/data/ood.nc",
+    params:
+        task_cfg=ood_settings,
+    log:
+        f"{RESULTS}/{{task}}/logs/ood_data.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../envs/alignlib.yaml"
+    script:
+        "../scripts/make_data.py"
+
+
 rule extract_ood:
     input:
         data=f"{RESULTS}/{{task}}/data/data.nc",
+        probes=f"{RESULTS}/{{task}}/data/ood.nc",
         models=cube_models,
     output:
         f"{RESULTS}/{{task}}/activations_ood/n{{ns}}.nc",
     params:
-        task_cfg=task_config,
-        device=config["device"],
+        task_cfg=network_settings,
+        probe_var="ood_x",
         activation_dtype=config["activation_dtype"],
     log:
         f"{RESULTS}/{{task}}/logs/extract_ood_n{{ns}}.log",
@@ -29,7 +51,11 @@ rule extract_ood:
     conda:
         "../envs/alignlib.yaml"
     script:
-        "../scripts/extract_ood.py"
+        "../scripts/extract.py"
+
+
+def ood_task_metrics(wildcards):
+    return ood_metrics(TASK_CONFIG, wildcards.task)  # a draw: its task's
 
 
 rule align_ood:
@@ -37,16 +63,15 @@ rule align_ood:
         task=TRAINED_TASK,  # a task with data draws: its draws' tables are combined (rules/draws.smk)
     input:
         cubes=ood_cubes,
-        data=f"{RESULTS}/{{task}}/data/data.nc",
+        probes=f"{RESULTS}/{{task}}/data/ood.nc",
         refine=refinement_input,  # a task with `refine`: its grid (params) needs the checkpoint
     output:
         f"{RESULTS}/{{task}}/alignment_ood.nc",
     params:
-        task_cfg=grid_config,
-        metrics=lambda wildcards: ood_metrics(TASK_CONFIG, wildcards.task),  # a draw: its task's
-        metric_options=config["metric_options"],
+        task_cfg=align_settings,
+        metrics=ood_task_metrics,
+        metric_options=lambda wildcards: options_of(ood_task_metrics(wildcards)),
         chance=config["chance"]["draws"],  # the chance band on the OOD figure (alignlib.stats.chance)
-        device=config["device"],
     log:
         f"{RESULTS}/{{task}}/logs/align_ood.log",
     threads: 1

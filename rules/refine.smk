@@ -10,7 +10,7 @@ checkpoint refine:
     output:
         f"{RESULTS}/{{task}}/refine.json",
     params:
-        task_cfg=task_config,
+        task_cfg=refine_settings,
     log:
         f"{RESULTS}/{{task}}/logs/refine.log",
     priority: critical_path("refine")

@@ -4,10 +4,11 @@ rule train:
     output:
         f"{RESULTS}/{{task}}/models/n{{ns}}.nc",
     params:
-        task_cfg=task_config,
+        task_cfg=train_settings,
         ns=chunk_ns,
-        device=config["device"],
         on_divergence=config["on_divergence"],
+        # finished members (alignpipe.store): a grown grid trains only its new ones
+        store=lambda wildcards: f"{RESULTS}/{wildcards.task}/store",
     log:
         f"{RESULTS}/{{task}}/logs/train_n{{ns}}.log",
     # torch and BLAS compute with this many threads (alignpipe.timing.set_threads); profiles set

@@ -5,17 +5,15 @@ import pandas as pd
 
 from alignlib.claims.claim_tests import Criteria
 from alignpipe.cubes import read_netcdf
-from alignpipe.runlog import log_to
-from alignpipe.timing import fast_exit, job_clock
+from alignpipe.jobs import job
 from alignlib.claims.verdicts import task_result
 
-with log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as clock:
+with job(snakemake) as j:
     table = read_netcdf(snakemake.input[0])
-    with clock.numerics():
+    with j.clock.numerics():
         criteria = Criteria.from_config(snakemake.params.criteria, tol=snakemake.params.tol)
         result = task_result(snakemake.wildcards.task, table, snakemake.params.primary_metric, criteria)
     print(result["verdicts"][result["verdicts"].level == "headline"].to_string())
     tmp = snakemake.output[0] + ".tmp"
     pd.to_pickle(result, tmp)
     os.replace(tmp, snakemake.output[0])  # atomic: a killed job leaves no complete-looking file
-fast_exit()  # outputs written and closed: skip the interpreter's teardown

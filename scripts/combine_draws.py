@@ -4,14 +4,14 @@ peaks of the combined table, as the align rule computes them for a single draw."
 from alignpipe.cubes import read_netcdf, write_netcdf
 from alignlib.ensembles.divergence import exclusion_note, require_finite_alignment
 from alignpipe.draws import combine_draws
-from alignpipe.runlog import log_to, warn
+from alignpipe.runlog import warn
 from alignlib.stats.threshold import task_thresholds
-from alignpipe.timing import fast_exit, job_clock
+from alignpipe.jobs import job
 
-with log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as clock:
+with job(snakemake) as j:
     task = snakemake.wildcards.task
     tables = [read_netcdf(path) for path in snakemake.input]
-    with clock.numerics():
+    with j.clock.numerics():
         table = combine_draws(tables, task, names=list(snakemake.params.draws))
         require_finite_alignment(table, task)
         if snakemake.params.thresholds:
@@ -19,7 +19,6 @@ with log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as clock
     note = exclusion_note(table)
     if note:
         table.attrs["diverged_note"] = note
-        warn(note, log)
+        warn(note, j.log)
     print(table)
     write_netcdf(table, snakemake.output[0])
-fast_exit()  # outputs written and closed: skip the interpreter's teardown

@@ -9,14 +9,13 @@ from alignpipe.figures import (
     noise_floor_vs_n,
     save_figure,
 )
-from alignpipe.runlog import log_to
-from alignpipe.timing import fast_exit, job_clock
+from alignpipe.jobs import job
 from alignlib.claims.verdicts import decoupled_highlights
 
-with log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as clock:
+with job(snakemake) as j:
     table = read_netcdf(snakemake.input.alignment)
     pdf = snakemake.params.pdf
-    with clock.numerics():
+    with j.clock.numerics():
         d = linear_input_dim(table)
         has_theory = "theory" in table  # written by the align rule where a closed form exists
         dense = dense_linear_theory(table) if has_theory else None
@@ -27,4 +26,3 @@ with log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as clock
         save_figure(alignment_vs_test_error(table, highlight=highlight), snakemake.output.error, pdf)
         save_figure(alignment_per_layer_vs_n(table, threshold=d), snakemake.output.layers, pdf)
         save_figure(noise_floor_vs_n(table, snakemake.params.tol), snakemake.output.fit, pdf)
-fast_exit()  # outputs written and closed: skip the interpreter's teardown

@@ -1,12 +1,14 @@
-"""Rule task_data: the task's shared inputs, probes, test set and teacher."""
-from alignpipe.cubes import write_netcdf
-from alignlib.ensembles.data import make_task_data
-from alignpipe.runlog import log_to
-from alignpipe.timing import fast_exit, job_clock
+"""Rules task_data, ood_data: the task's shared inputs, probes, test set and teacher (data.nc), or its
+OOD probe set (ood.nc, from data.nc and the task's `ood` settings)."""
+from alignlib.ensembles.data import make_task_data, ood_probe_set
+from alignpipe.cubes import read_netcdf, write_netcdf
+from alignpipe.jobs import job
 
-with log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as clock:
-    with clock.numerics():
-        data = make_task_data(snakemake.wildcards.task, snakemake.params.task_cfg)
+with job(snakemake) as j:
+    with j.clock.numerics():
+        if snakemake.input:  # the OOD probes of a task's data set
+            data = ood_probe_set(j.task, snakemake.params.task_cfg, read_netcdf(snakemake.input.data))
+        else:
+            data = make_task_data(j.task, snakemake.params.task_cfg)
     print(data)
     write_netcdf(data, snakemake.output[0])
-fast_exit()  # outputs written and closed: skip the interpreter's teardown

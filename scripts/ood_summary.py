@@ -2,20 +2,18 @@
 figure <task>_ood_by_layer.png."""
 from alignpipe.cubes import read_netcdf
 from alignpipe.ood import ood_summary, plot_ood_by_layer
-from alignpipe.runlog import log_to
-from alignpipe.timing import fast_exit, job_clock
+from alignpipe.jobs import job
 from alignlib.claims.verdicts import write_csv
 
-with log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as clock:
+with job(snakemake) as j:
     task = snakemake.wildcards.task
     id_table, ood_table = read_netcdf(snakemake.input.alignment), read_netcdf(snakemake.input.alignment_ood)
-    with clock.numerics():
+    with j.clock.numerics():
         summary = ood_summary(id_table, ood_table)
-    print(summary.to_string(), file=log)
+    print(summary.to_string(), file=j.log)
     write_csv(summary, snakemake.output.csv)
     kind = ood_table.attrs.get("ood_kind", "?")
     shift = kind if kind == "extrapolate" else f"{kind}, factor {ood_table.attrs.get('ood_factor', float('nan')):g}"
     plot_ood_by_layer(summary, [str(x) for x in ood_table["layer"].values], snakemake.output.png,
                       title=f"{task}: in-distribution (solid) vs OOD probes (dashed; {shift})",
                       pdf=snakemake.params.figure_pdf)
-fast_exit()  # outputs written and closed: skip the interpreter's teardown

@@ -3,15 +3,13 @@ metric, and claim 3 across groups of tasks) and summary.csv (every per-cell test
 from the tasks' claims jobs."""
 import pandas as pd
 
-from alignpipe.runlog import log_to
-from alignpipe.timing import fast_exit, job_clock
+from alignpipe.jobs import job
 from alignlib.claims.verdicts import combine_task_results, write_csv
 
-with log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as clock:
+with job(snakemake) as j:
     results = {task: pd.read_pickle(path) for task, path in zip(snakemake.params.tasks, snakemake.input)}
-    with clock.numerics():
+    with j.clock.numerics():
         verdicts, summary = combine_task_results(results)
     print(verdicts[verdicts.level == "headline"].to_string())
     write_csv(summary, snakemake.output.summary)
     write_csv(verdicts, snakemake.output.verdicts)
-fast_exit()  # outputs written and closed: skip the interpreter's teardown

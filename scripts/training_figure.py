@@ -4,20 +4,18 @@ import os
 from alignpipe.checkpoints import alignment_training_figure, first_epoch_summary
 from alignpipe.cubes import read_netcdf
 from alignpipe.figures import save_figure
-from alignpipe.runlog import log_to
-from alignpipe.timing import fast_exit, job_clock
+from alignpipe.jobs import job
 
-with log_to(snakemake.log[0]) as log, job_clock(log, snakemake.threads) as clock:
+with job(snakemake) as j:
     task = snakemake.wildcards.task
     table = read_netcdf(snakemake.input.table)
     main = read_netcdf(snakemake.input.alignment)
     thresholds = main["interpolation_threshold"].values if "interpolation_threshold" in main else None
-    with clock.numerics():
+    with j.clock.numerics():
         summary = first_epoch_summary(table, task=task)
         save_figure(alignment_training_figure(table, thresholds=thresholds), snakemake.output.png,
                     snakemake.params.pdf)
-    print(summary.to_string(), file=log)
+    print(summary.to_string(), file=j.log)
     tmp = f"{snakemake.output.summary}.tmp"
     summary.to_csv(tmp, index=False)
     os.replace(tmp, snakemake.output.summary)
-fast_exit()  # outputs written and closed: skip the interpreter's teardown

@@ -197,26 +197,48 @@ def noise_fit(cfg: dict, data: xr.Dataset, n: int, train_out, train_target, trai
     return np.asarray(train_error) / float(data.attrs["target_variance"])
 
 
+MEMBER_VARIABLES = ("steps", "converged", "criterion", "train_error", "test_error", "noise_fit", "diverged",
+                    "initial_loss", "final_loss")
+
+
+def trained_members(task: str, cfg: dict, data: xr.Dataset, n: int, members, device, log=sys.stderr) -> list[dict]:
+    """Train the members [(snr, seed), ...] at sample size n in one batch; per member, its weights
+    (``param{i}``, float64 arrays) and its records (:data:`MEMBER_VARIABLES`), in the order given."""
+    members = list(members)
+    _, result, train_err, test_err, fit = train_members(task, cfg, data, n, members, device, log)
+    params = [p.double().cpu().numpy() for p in result.params]
+    records = {"steps": result.steps, "converged": result.converged.astype(np.int8), "criterion": result.criterion,
+               "train_error": train_err, "test_error": test_err, "noise_fit": fit,
+               "diverged": result.diverged.astype(np.int8), "initial_loss": result.initial_loss,
+               "final_loss": result.final_loss}
+    out = []
+    for b in range(len(members)):
+        member = {f"param{i}": p[b] for i, p in enumerate(params)}
+        member.update({name: np.asarray(values)[b] for name, values in records.items()})
+        out.append(member)
+    return out
+
+
+def grid_dataset(n: int, snrs, seeds, members: dict) -> xr.Dataset:
+    """The model file's layout of one n: every variable over (snr, seed[, param axes]), from
+    ``members`` {(snr, seed): member} (:func:`trained_members`)."""
+    first = members[(snrs[0], seeds[0])]
+    names = sorted((k for k in first if k.startswith("param")), key=lambda k: int(k[5:]))
+    variables = {}
+    for name in names + list(MEMBER_VARIABLES):
+        values = np.stack([np.stack([np.asarray(members[(s, k)][name]) for k in seeds]) for s in snrs])
+        dims = ("snr", "seed") + tuple(f"{name}_axis{j}" for j in range(values.ndim - 2))
+        variables[name] = (dims, values)
+    ds = xr.Dataset(variables, coords={"snr": list(snrs), "seed": list(seeds)})
+    return ds.expand_dims(n=[int(n)])
+
+
 def train_grid_n(task: str, cfg: dict, data: xr.Dataset, n: int, device, log=sys.stderr) -> xr.Dataset:
     """Train all (snr, seed) members at one n (they share X) and return their weights and errors."""
     snrs, seeds = [float(s) for s in cfg["snr"]], list(range(cfg["seeds"]))
     members = [(s, k) for s in snrs for k in seeds]
-    arch, result, train_err, test_err, fit = train_members(task, cfg, data, n, members, device, log)
-    shape = (len(snrs), len(seeds))
-    variables = {}
-    for i, p in enumerate(result.params):
-        p = p.double().cpu().numpy().reshape(shape + p.shape[1:])
-        dims = ("snr", "seed") + tuple(f"param{i}_axis{j}" for j in range(p.ndim - 2))
-        variables[f"param{i}"] = (dims, p)
-    for name, values in [("steps", result.steps), ("converged", result.converged.astype(np.int8)),
-                         ("criterion", result.criterion), ("train_error", train_err),
-                         ("test_error", test_err), ("noise_fit", fit)]:
-        variables[name] = (("snr", "seed"), np.asarray(values).reshape(shape))
-    for name, values in [("diverged", result.diverged.astype(np.int8)), ("initial_loss", result.initial_loss),
-                         ("final_loss", result.final_loss)]:
-        variables[name] = (("snr", "seed"), np.asarray(values).reshape(shape))
-    ds = xr.Dataset(variables, coords={"snr": snrs, "seed": seeds})
-    return ds.expand_dims(n=[int(n)])
+    trained = trained_members(task, cfg, data, n, members, device, log)
+    return grid_dataset(n, snrs, seeds, dict(zip(members, trained)))
 
 
 def model_attrs(task: str, cfg: dict, data: xr.Dataset) -> dict:

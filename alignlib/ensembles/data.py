@@ -287,13 +287,19 @@ def make_task_data(task: str, cfg: dict) -> xr.Dataset:
             f"tasks.{task}.n: the largest n ({n_max}) exceeds the {ds.sizes['sample']} "
             f"training samples available in data set {kind!r}"
         )
-    ood = cfg.get("ood")
-    if ood:
-        if "ood_x" not in ds:
-            ds["ood_x"] = (("ood_probe", "feature"), ood_inputs(task, cfg, ds))
-        ds.attrs.update(ood_kind=ood["kind"], ood_factor=float(ood.get("factor", 2.0)),
-                        ood_definition=OOD_DEFINITIONS[ood["kind"]])
-        if ood["kind"] == "extrapolate":
-            ds.attrs["ood_feature"] = str(ood.get("feature", "bmi"))
     ds.attrs.update(task=task, dataset=kind, alignlib_version=__version__)
     return ds
+
+
+def ood_probe_set(task: str, cfg: dict, data: xr.Dataset) -> xr.Dataset:
+    """The task's OOD probes (``ood_x``: ood_probe x feature) and their description (``ood_*``
+    attributes), from its config's ``ood`` section and its data set: drawn by :func:`ood_inputs`,
+    or, for kind ``extrapolate``, the patients the split set aside (``data``'s ``ood_x``)."""
+    ood = cfg["ood"]
+    ood_x = data["ood_x"].values if "ood_x" in data else ood_inputs(task, cfg, data)
+    out = xr.Dataset({"ood_x": (("ood_probe", "feature"), ood_x)},
+                     attrs=dict(task=task, ood_kind=ood["kind"], ood_factor=float(ood.get("factor", 2.0)),
+                                ood_definition=OOD_DEFINITIONS[ood["kind"]], alignlib_version=__version__))
+    if ood["kind"] == "extrapolate":
+        out.attrs["ood_feature"] = str(ood.get("feature", "bmi"))
+    return out
