@@ -1,12 +1,17 @@
 """Light helpers for the pipeline's config (no torch import: the Snakefile loads this).
 
-Schema validation itself is done by ``snakemake.utils.validate`` with
-``schemas/config.schema.yaml``; here are the checks a schema cannot express and a
-readable rendering of a schema error that names the offending key.
+:func:`validated_config` is the Snakefile's one validation call: the YAML of every config file,
+finite numbers, the schema (``schemas/config.schema.yaml``, naming the offending key, then
+``snakemake.utils.validate`` filling its defaults), the metrics default, the checks a schema
+cannot express, and the plan summary. ``python -m alignpipe.config FILE`` runs the same checks on
+a file before a run.
 """
 
 from __future__ import annotations
 
+import math
+import os
+import sys
 from pathlib import Path
 
 # re-exported: the rules and tests read these task predicates from here
@@ -148,8 +153,6 @@ def check_device(config: dict) -> None:
     """``device: cuda`` needs a GPU that torch can see here (torch is imported only in that case)."""
     if config.get("device") != "cuda":
         return
-    import os
-
     import torch
 
     if torch.cuda.is_available():
@@ -165,13 +168,30 @@ def check_device(config: dict) -> None:
                       "(CUDA when present, else the CPU) or device: cpu")
 
 
+def check_local_device(config: dict, workflow) -> None:
+    """The Snakefile's ``onstart``: :func:`check_device` where jobs run on this machine, as a WorkflowError.
+
+    Snakemake calls ``onstart`` before the first job of a real run, not in a dry run; a cluster
+    run (``workflow.local_exec`` false) submits from a login node that needs no GPU. The Snakefile
+    itself is read before Snakemake knows either, so this cannot be part of :func:`validated_config`.
+    """
+    from snakemake.exceptions import WorkflowError
+
+    if workflow.local_exec:
+        try:
+            check_device(config)
+        except ConfigError as error:
+            raise WorkflowError(str(error)) from None
+
+
 def check_yaml_file(path) -> None:
-    """Parse a YAML config file; a syntax error raises ConfigError naming the file, line and column."""
+    """Parse a YAML config file; a syntax error or a repeated key raises ConfigError naming the file,
+    line and column (YAML would silently keep only a repeated key's last value)."""
     import yaml
 
     try:
         with open(path, encoding="utf-8") as handle:
-            yaml.safe_load(handle)
+            yaml.load(handle, Loader=_unique_key_loader())  # noqa: S506 (a SafeLoader subclass)
     except FileNotFoundError:
         return  # Snakemake reports a missing config file itself
     except yaml.YAMLError as error:
@@ -183,6 +203,107 @@ def check_yaml_file(path) -> None:
             context += f" started at line {start.line + 1}, column {start.column + 1}" if start is not None else ""
             problem += f" ({context})"
         raise ConfigError(f"cannot parse config file {path}{where}: {problem}") from None
+
+
+def _unique_key_loader():
+    """yaml.SafeLoader refusing a key given twice in one mapping (a merge key ``<<`` may still be overridden)."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            if isinstance(node, yaml.MappingNode):
+                first = {}
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        continue
+                    key = self.construct_object(key_node, deep=deep)
+                    try:
+                        seen = first.setdefault(key, key_node.start_mark)
+                    except TypeError:  # an unhashable key: SafeLoader's own error follows
+                        continue
+                    if seen is not key_node.start_mark:
+                        raise yaml.constructor.ConstructorError(
+                            None, None, f"duplicate key {key!r} (first at line {seen.line + 1}; YAML would keep "
+                            "only the last value)", key_node.start_mark)
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader
+
+
+def check_finite(value, path=()) -> None:
+    """Every number anywhere in the config must be finite: YAML's .nan, .inf and -.inf (JSON's NaN,
+    Infinity) raise ConfigError naming the key. A schema cannot refuse them: ``nan > 0`` is never
+    false, so ``exclusiveMinimum: 0`` lets NaN through."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"invalid config key '{key_path(list(path))}': {value} is not a finite number")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            check_finite(item, (*path, key))
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            check_finite(item, (*path, index))
+
+
+def with_defaults(config: dict, schema_path) -> dict:
+    """``config`` (changed in place) with the schema's defaults filled in by ``snakemake.utils.validate``
+    and ``metrics`` defaulting to every metric (alignlib.metrics.names, the one list of them)."""
+    from snakemake.utils import validate
+
+    validate(config, str(schema_path))
+    if "metrics" not in config:
+        config["metrics"] = list(KNOWN_METRICS)
+    return config
+
+
+def checked_config(config: dict, schema_path, check_files: bool = True) -> dict:
+    """Every check of a loaded config, in order; raises ConfigError naming the first bad key:
+    finite numbers, the schema (:func:`first_schema_problem`), its defaults (:func:`with_defaults`),
+    and the checks a schema cannot express (:func:`check_config`)."""
+    check_finite(config)
+    problem = first_schema_problem(config, schema_path)
+    if problem:
+        raise ConfigError(problem)
+    with_defaults(config, schema_path)
+    check_config(config, check_files=check_files)
+    return config
+
+
+def config_files(workflow) -> list[str]:
+    """The config files Snakemake was given: each ``--configfile`` and each ``configfile:`` it read."""
+    files = [*workflow.overwrite_configfiles, *workflow.configfiles]
+    return list(dict.fromkeys(os.path.abspath(f) for f in files))
+
+
+def check_config_files(files) -> None:
+    """:func:`check_yaml_file` on each of ``files``, as a WorkflowError (Snakemake prints no traceback)."""
+    from snakemake.exceptions import WorkflowError
+
+    try:
+        for path in files:
+            check_yaml_file(os.path.abspath(path))
+    except ConfigError as error:
+        raise WorkflowError(str(error)) from None
+
+
+def validated_config(config: dict, workflow) -> dict:
+    """The Snakefile's config validation, before any job: the returned ``config`` has the schema's
+    defaults filled in; a problem raises WorkflowError naming the file and line or the key.
+
+    The YAML of every config file Snakemake was given (:func:`config_files`), then
+    :func:`checked_config` (the image files are read once, in the main process, not again in every
+    cluster job); the main process prints the plan summary.
+    """
+    from snakemake.exceptions import WorkflowError
+
+    check_config_files(config_files(workflow))
+    schema = os.path.join(workflow.basedir, "schemas", "config.schema.yaml")
+    try:
+        checked_config(config, schema, check_files=workflow.is_main_process)
+    except ConfigError as error:
+        raise WorkflowError(str(error)) from None
+    if workflow.is_main_process:  # not again inside every (cluster) job
+        print(plan_summary(config), file=sys.stderr)
+    return config
 
 
 def first_schema_problem(config: dict, schema_path) -> str | None:
@@ -198,15 +319,6 @@ def first_schema_problem(config: dict, schema_path) -> str | None:
     validator = jsonschema.Draft202012Validator(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     return None if error is None else describe_validation_error(error)
-
-
-def prepend_to_pythonpath(folder: str) -> None:
-    """Make ``folder`` importable in child processes (the workflow's rule scripts)."""
-    import os
-
-    parts = [str(folder)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(parts))
-
 
 
 def task_jobs_by_rule(config: dict, task: dict, draws: int = 1) -> list[str]:
@@ -253,32 +365,27 @@ def plan_summary(config: dict) -> str:
 def main(argv=None) -> int:
     """``python -m alignpipe.config FILE...``: check config files as the pipeline would, before a run.
 
-    Snakemake parses a ``--configfile`` itself and reports a YAML syntax error without its
-    line; this names the file, line and column, then the first invalid key.
+    Snakemake parses a ``--configfile`` itself, before the Snakefile runs, and reports a YAML syntax
+    error without file or line (``Config file is not valid JSON or YAML``); this names the file,
+    line and column, then the first invalid key.
     """
-    import sys
-
     import yaml
 
     files = sys.argv[1:] if argv is None else argv
     if not files:
         print("usage: python -m alignpipe.config CONFIG.yaml [...]", file=sys.stderr)
         return 2
-    schema = str(Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml")
+    schema = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.yaml"
     status = 0
     for path in files:
         try:
             check_yaml_file(path)
             with open(path, encoding="utf-8") as handle:
                 config = yaml.safe_load(handle) or {}
-            problem = first_schema_problem(config, schema) if Path(schema).exists() else None
-            if problem:
-                raise ConfigError(problem)
-            if Path(schema).exists():
-                from snakemake.utils import validate
-
-                validate(config, schema)
-                check_config(config, check_files=True)
+            if schema.exists():
+                checked_config(config, schema, check_files=True)
+            else:
+                check_finite(config)
         except (ConfigError, OSError) as error:
             print(str(error) if str(path) in str(error) else f"{path}: {error}", file=sys.stderr)
             status = 1

@@ -49,11 +49,9 @@ def run_snakemake(workdir: Path, config: dict, *args, check=True, timeout=600, s
 
 def validated(config: dict) -> dict:
     """The config with the schema's defaults filled in, as the workflow sees it."""
-    from snakemake.utils import validate
+    from alignpipe.config import with_defaults
 
-    config = copy.deepcopy(config)
-    validate(config, str(REPO / "schemas" / "config.schema.yaml"))
-    return config
+    return with_defaults(copy.deepcopy(config), REPO / "schemas" / "config.schema.yaml")
 
 
 @pytest.fixture(scope="session")

@@ -28,6 +28,11 @@ CASES = [
     (("metrics",), ["cka_linear", "nonsense"], "metrics", "unknown metric(s) ['nonsense']"),
     (("metric_options",), {"linear_predictiviti": {"ridge": 0.1}}, "metric_options",
      "unknown metric(s) ['linear_predictiviti']"),
+    # yaml .nan / -.inf: a schema bound lets NaN through (nan > 0 is never false)
+    (("tasks", "linear_regression", "snr"), [0.3, float("nan")], "tasks.linear_regression.snr[1]",
+     "nan is not a finite number"),
+    (("tasks", "linear_regression", "training", "lr"), float("-inf"), "tasks.linear_regression.training.lr",
+     "-inf is not a finite number"),
 ]
 
 
@@ -52,6 +57,20 @@ def test_unknown_key_lists_allowed_keys(tmp_path, tiny_config):
     assert proc.returncode != 0
     assert "invalid config key 'tasks.linear_regression'" in out
     assert "'seed' was unexpected" in out and "'seeds'" in out
+
+
+def test_metrics_default_to_every_metric_from_one_list():
+    """The schema lists no metric names; an absent `metrics` is alignlib.metrics.names.METRIC_NAMES."""
+    import yaml
+
+    from alignlib.metrics.names import METRIC_NAMES
+    from conftest import REPO, validated
+
+    schema = yaml.safe_load((REPO / "schemas" / "config.schema.yaml").read_text())
+    assert "default" not in schema["properties"]["metrics"]
+    task = {"snr": [1.0], "n": [4, 8], "seeds": 2}
+    assert validated({"tasks": {"t": task}})["metrics"] == list(METRIC_NAMES)
+    assert validated({"tasks": {"t": task}, "metrics": ["rsa"]})["metrics"] == ["rsa"]
 
 
 def test_known_metrics_match_registry():

@@ -16,10 +16,11 @@ import pandas as pd
 import pytest
 import torch
 import xarray as xr
+import yaml
 
 from alignpipe import cubes as cubes_module
 from alignlib.ensembles.alignment import compute_alignment
-from alignpipe.config import BUNDLED_SIZES, ConfigError, check_config, check_yaml_file
+from alignpipe.config import BUNDLED_SIZES, ConfigError, check_config, check_finite, check_yaml_file
 from alignpipe.config import main as config_main
 from alignpipe.cubes import (
     CorruptFileError,
@@ -264,6 +265,38 @@ def test_yaml_syntax_error_names_file_and_line(tmp_path, capsys):
     assert f"cannot parse config file {path}, line 4" in capsys.readouterr().err
 
 
+def test_a_key_given_twice_names_file_and_both_lines(tmp_path):
+    """YAML would keep only the last value of a repeated key, silently."""
+    path = tmp_path / "my.yaml"
+    path.write_text("tasks:\n  lin:\n    snr: [1, 2]\n    n: [3]\n    snr: [4]\n")
+    with pytest.raises(ConfigError, match=rf"cannot parse config file {path}, line 5, column 5: duplicate key 'snr' "
+                                          r"\(first at line 3; YAML would keep only the last value\)"):
+        check_yaml_file(path)
+    path.write_text("base: &base {lr: 1, tol: 2}\ntraining:\n  <<: *base\n  lr: 3\n")  # overriding a merge: fine
+    check_yaml_file(path)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_numbers_are_refused_anywhere_naming_the_key(value):
+    """A schema bound lets NaN through (nan > 0 is never false); the config's numbers must be finite."""
+    check_finite({"a": [1.0, 2, True, "nan"], "b": {"c": None, "d": 1e308}})
+    for config, key in (({"tasks": {"lin": {"snr": [1.0, value]}}}, "tasks.lin.snr[1]"),
+                        ({"job_seconds": value}, "job_seconds"),
+                        ({"tasks": {"lin": {"training": {"lr": value}}}}, "tasks.lin.training.lr"),
+                        ({"checkpoints": {"at": [0, 1, value]}}, "checkpoints.at[2]")):
+        with pytest.raises(ConfigError) as error:
+            check_finite(config)
+        assert str(error.value) == f"invalid config key '{key}': {value} is not a finite number"
+
+
+def test_config_check_cli_refuses_yaml_nan(tmp_path, capsys):
+    path = tmp_path / "my.yaml"
+    path.write_text((REPO / "tests" / "configs" / "tiny.yaml").read_text().replace("snr: [0.3, 3, 30]",
+                                                                                  "snr: [0.3, .nan, 30]"))
+    assert config_main([str(path)]) == 1
+    assert "invalid config key 'tasks.linear_regression.snr[1]': nan is not a finite number" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------- through the real snakemake
 
 def lean_config(tiny_config, **top):
@@ -426,3 +459,41 @@ def test_yaml_syntax_error_in_config_yaml_names_file_and_line(tmp_path):
     assert (f"cannot parse config file {tmp_path / 'config.yaml'}, line 5, column 6: expected ',' or ']', "
             "but got ':' (while parsing a flow sequence started at line 4, column 10)") in console(proc)
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.workflow
+def test_broken_configfile_is_named_with_its_line(tmp_path, tiny_config):
+    """Snakemake 9 parses a --configfile itself, before the Snakefile runs, and a YAML syntax error stops it
+    with 'Config file is not valid JSON or YAML' alone; `--verbose` and `python -m alignpipe.config FILE`
+    name file and line. A file Snakemake accepts is checked again by the Snakefile: a repeated key (YAML
+    keeps the last value) stops the run naming the file and both lines."""
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("results: results\ntasks:\n  lin:\n    snr: [1, 2\n    n: [3]\n")
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+           "--configfile", str(broken), "--cores", "1"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "Config file is not valid JSON or YAML" in console(proc)  # Snakemake's own message
+    verbose = subprocess.run([*cmd, "--verbose"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert verbose.returncode != 0
+    assert f'in "{broken}", line 5, column 6' in console(verbose)  # the parser's error, at the traceback's end
+    checked = subprocess.run([sys.executable, "-m", "alignpipe.config", str(broken)], capture_output=True,
+                             text=True, timeout=120, cwd=tmp_path)
+    assert checked.returncode == 1
+    assert f"cannot parse config file {broken}, line 5, column 6: expected ',' or ']'" in checked.stderr
+    assert not (tmp_path / "results").exists()
+
+    config = lean_config(tiny_config, results=str(tmp_path / "results"))
+    text = yaml.safe_dump(config)
+    first = text.splitlines().index("device: cpu") + 1
+    twice = tmp_path / "twice.yaml"
+    twice.write_text(text + "device: cuda\n")  # a second `device`, on the last line
+    last = len(text.splitlines()) + 1
+    proc = subprocess.run([*cmd[:-4], "--configfile", str(twice), "--cores", "1"], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert proc.returncode != 0
+    assert (f"cannot parse config file {twice}, line {last}, column 1: duplicate key 'device' (first at line "
+            f"{first}; YAML would keep only the last value)") in console(proc)
+    assert "Traceback" not in console(proc)
+    assert not (tmp_path / "results").exists()
+
