@@ -1,4 +1,4 @@
-"""Noise processes: realised SNR, clean probes/test sets, label flips."""
+"""alignlib.ensembles.noise: realised SNR, clean probes/test sets, label flips."""
 import numpy as np
 import pytest
 
@@ -77,11 +77,3 @@ def test_unknown_noise_and_bad_snr():
     with pytest.raises(ValueError, match="snr must be > 0"):
         corrupt("target_gaussian", x=np.zeros(2), targets=np.zeros(2), snr=0.0, rng=np.random.default_rng(0),
                 target_variance=1.0, input_variance=1.0)
-
-
-def test_real_splits_are_disjoint_and_standardised():
-    cfg, data = _task({"kind": "digits"}, "label_flip", n=(100,), probes=300, test_size=497)
-    assert data.sizes["sample"] == 1797 - 300 - 497
-    pooled = np.concatenate([data["train_x"].values, data["probe_x"].values, data["test_x"].values])
-    assert len(np.unique(pooled.round(8), axis=0)) >= 1797 - 5  # a few duplicate digit images exist
-    assert np.allclose(data["train_x"].values.mean(axis=0), 0, atol=1e-9)

@@ -1,6 +1,6 @@
-"""OOD probes (issue 13, item 4): the shifted probe sets, the per-layer drop statistic, the config checks
-and one tiny workflow run producing alignment_ood.nc, ood_summary.csv and the figure."""
-import copy
+"""alignpipe.ood (issue 13, item 4): the per-layer drop statistic, the config checks and one tiny
+workflow run producing alignment_ood.nc, ood_summary.csv and the figure (the OOD probe sets
+themselves: tests/test_data.py)."""
 
 import numpy as np
 import pandas as pd
@@ -10,6 +10,7 @@ import yaml
 from conftest import CONFIGS, REPO, run_snakemake, validated
 
 from alignlib.ensembles import data as data_mod
+from alignlib.claims import ood as ood_stats
 from alignpipe import ood
 from alignlib.ensembles.alignment import member_pairs
 from alignpipe.config import ConfigError, first_schema_problem
@@ -17,122 +18,10 @@ from alignpipe.config import ConfigError, first_schema_problem
 SCHEMA = str(REPO / "schemas" / "config.schema.yaml")
 
 
-def _task(kind, **extra):
-    base = {"snr": [1.0], "n": [20, 60], "seeds": 3, "probes": 64, "test_size": 50, "base_seed": 0}
-    datasets = {
-        "gaussian_linear": {"kind": "gaussian_linear", "dim": 5},
-        "teacher_mlp": {"kind": "teacher_mlp", "dim": 5, "teacher_hidden": 8, "target": "regression"},
-        "digits": {"kind": "digits"},
-        "diabetes": {"kind": "diabetes"},
-    }
-    return dict(base, dataset=datasets[kind], **extra)
-
-
-def _make(kind, ood_cfg=None, **extra):
-    cfg = _task(kind, **extra)
-    if ood_cfg is not None:
-        cfg["ood"] = ood_cfg
-    return data_mod.make_task_data("t", cfg)
-
-
 def test_kind_tables_agree():
     """alignpipe.ood (light, for the Snakefile) and alignlib.ensembles.data (the numerics) list the same kinds."""
     assert ood.OOD_KINDS == data_mod.OOD_KINDS
     assert set(data_mod.OOD_KINDS) == set(data_mod.DATASETS)
-
-
-@pytest.mark.parametrize("kind", ["gaussian_linear", "teacher_mlp"])
-def test_synthetic_scale_rescales_the_covariance(kind):
-    ds = _make(kind, {"kind": "scale", "factor": 3.0, "probes": 20000})
-    x = ds["ood_x"].values
-    assert x.shape == (20000, 5)
-    np.testing.assert_allclose(np.cov(x.T), 9.0 * np.eye(5), atol=0.3)  # sampling error ~ 9 * 2 / sqrt(2e4)
-    np.testing.assert_allclose(x.mean(0), 0.0, atol=0.1)
-
-
-@pytest.mark.parametrize("kind", ["gaussian_linear", "teacher_mlp"])
-def test_synthetic_shift_moves_the_mean_along_one_direction(kind):
-    ds = _make(kind, {"kind": "shift", "factor": 2.5, "probes": 20000})
-    x = ds["ood_x"].values
-    mean = x.mean(0)
-    assert np.linalg.norm(mean) == pytest.approx(2.5, abs=0.05)  # factor standard deviations (Var = 1 per direction)
-    np.testing.assert_allclose(np.cov(x.T), np.eye(5), atol=0.05)
-    u = data_mod.unit_direction(data_mod.stream(0, "t", "ood_direction"), 5)
-    np.testing.assert_allclose(mean / np.linalg.norm(mean), u, atol=0.02)
-
-
-def test_ood_probe_count_defaults_to_probes():
-    assert _make("gaussian_linear", {"kind": "scale"})["ood_x"].shape == (64, 5)
-    assert _make("gaussian_linear", {"kind": "scale", "probes": 10})["ood_x"].shape == (10, 5)
-
-
-def test_diabetes_scale_and_shift_transform_the_probes():
-    base = _make("diabetes", n=[20, 100])
-    p, train = base["probe_x"].values, base["train_x"].values
-    scaled = _make("diabetes", {"kind": "scale", "factor": 2.0}, n=[20, 100])["ood_x"].values
-    np.testing.assert_array_equal(scaled, 2.0 * p)  # about the pool mean, 0 after standardisation
-    shifted = _make("diabetes", {"kind": "shift", "factor": 1.5}, n=[20, 100])["ood_x"].values
-    step = shifted - p
-    np.testing.assert_allclose(step, np.broadcast_to(step[0], step.shape))  # one constant shift
-    u = step[0] / np.linalg.norm(step[0])
-    assert np.linalg.norm(step[0]) / (train @ u).std() == pytest.approx(1.5)  # in pool sds along u
-
-
-def test_digits_noise_has_the_stated_pixel_std():
-    factor = 0.7
-    base = _make("digits", n=[20, 1000], probes=300)
-    noisy = _make("digits", {"kind": "noise", "factor": factor}, n=[20, 1000], probes=300)
-    pixel_sd = base["train_x"].values.std(0)
-    residual = noisy["ood_x"].values - base["probe_x"].values
-    varying = pixel_sd > 0
-    assert (~varying).any()  # the bundled digits have constant border pixels: they stay unchanged
-    np.testing.assert_array_equal(residual[:, ~varying], 0.0)
-    ratio = residual[:, varying].std(0) / pixel_sd[varying]
-    assert np.median(ratio) == pytest.approx(factor, rel=0.05)
-    assert abs(residual[:, varying].mean()) < 0.02
-
-
-def test_diabetes_extrapolate_lies_above_the_pool():
-    ds = _make("diabetes", {"kind": "extrapolate", "feature": "bmi", "probes": 41}, n=[20, 200])
-    f = 2  # bmi
-    ood_x = ds["ood_x"].values
-    assert ood_x.shape == (41, 10)
-    assert ds.attrs["ood_feature"] == "bmi"
-    assert ood_x[:, f].min() > ds["train_x"].values[:, f].max()
-    others = np.concatenate([ds["probe_x"].values[:, f], ds["test_x"].values[:, f]])
-    assert ood_x[:, f].min() > others.max()
-    # by column index too, and a tie at the boundary is refused, naming the key
-    by_index = _make("diabetes", {"kind": "extrapolate", "feature": 2, "probes": 41}, n=[20, 200])
-    np.testing.assert_array_equal(by_index["ood_x"].values, ood_x)
-    with pytest.raises(ValueError, match=r"tasks\.t\.ood\.probes"):
-        _make("diabetes", {"kind": "extrapolate", "feature": "bmi", "probes": 40}, n=[20, 200])
-    with pytest.raises(ValueError, match=r"tasks\.t\.ood\.feature"):
-        _make("diabetes", {"kind": "extrapolate", "feature": "height", "probes": 41}, n=[20, 200])
-
-
-@pytest.mark.parametrize("kind,ood_cfg,extra", [
-    ("gaussian_linear", {"kind": "scale", "factor": 2.0}, {}),
-    ("gaussian_linear", {"kind": "shift", "factor": 2.0, "probes": 7}, {}),
-    ("teacher_mlp", {"kind": "shift", "factor": 2.0}, {}),
-    ("digits", {"kind": "noise", "factor": 1.0}, {"n": [20, 300]}),
-    ("diabetes", {"kind": "scale", "factor": 2.0}, {"n": [20, 200]}),
-    ("diabetes", {"kind": "shift", "factor": 2.0}, {"n": [20, 200]}),
-])
-def test_existing_variables_are_bit_identical(kind, ood_cfg, extra):
-    without = _make(kind, None, **extra)
-    with_ood = _make(kind, ood_cfg, **extra)
-    assert set(with_ood.data_vars) == set(without.data_vars) | {"ood_x"}
-    for name in without.data_vars:
-        assert without[name].dtype == with_ood[name].dtype
-        np.testing.assert_array_equal(without[name].values, with_ood[name].values, err_msg=name)
-    assert {k: v for k, v in with_ood.attrs.items() if not k.startswith("ood_")} == without.attrs
-
-
-def test_a_kind_the_data_set_lacks_names_the_key():
-    with pytest.raises(ValueError, match=r"tasks\.t\.ood\.kind.*'noise'.*gaussian_linear"):
-        _make("gaussian_linear", {"kind": "noise"})
-    with pytest.raises(ValueError, match=r"tasks\.t\.ood\.probes"):
-        _make("diabetes", {"kind": "shift", "probes": 500}, n=[20, 200])
 
 
 # ----------------------------------------------------------------------------- config checks
@@ -183,8 +72,8 @@ def test_config_checks_name_the_key(change, key, words):
 
 def test_extrapolate_must_fit_in_diabetes():
     cfg = {"metrics": ["cka_linear", "procrustes"], "tasks": {"d": dict(
-        _task("diabetes", n=[20, 262], probes=80, test_size=100), ood={"kind": "extrapolate", "probes": 40},
-        primary_metric=None)}}
+        snr=[1.0], n=[20, 262], seeds=3, probes=80, test_size=100, base_seed=0, dataset={"kind": "diabetes"},
+        ood={"kind": "extrapolate", "probes": 40}, primary_metric=None)}}
     with pytest.raises(ConfigError, match=r"'tasks\.d\.ood\.probes'.*exceed the 442"):
         ood.check_ood_config(cfg)
     cfg["tasks"]["d"]["n"] = [20, 200]
@@ -227,9 +116,9 @@ def _member_table(rng, S, shape=()):
 
 
 def test_compared_layers():
-    assert ood.compared_layers(["hidden", "output"]) == ("hidden", "output")
-    assert ood.compared_layers(["hidden1", "hidden2", "hidden3", "output"]) == ("hidden1", "hidden3")
-    assert ood.compared_layers(["conv1", "conv2", "hidden", "output"]) == ("conv1", "hidden")
+    assert ood_stats.compared_layers(["hidden", "output"]) == ("hidden", "output")
+    assert ood_stats.compared_layers(["hidden1", "hidden2", "hidden3", "output"]) == ("hidden1", "hidden3")
+    assert ood_stats.compared_layers(["conv1", "conv2", "hidden", "output"]) == ("conv1", "hidden")
 
 
 def test_later_layers_dropping_more_is_detected():
@@ -240,13 +129,13 @@ def test_later_layers_dropping_more_is_detected():
     ood_early = id_early - 0.02 + 0.2 * _member_table(rng, S)
     id_late = 0.8 + _member_table(rng, S)
     ood_late = id_late - 0.3 + 0.2 * _member_table(rng, S)
-    out = ood.drop_statistic(id_early, ood_early, id_late, ood_late, ia, ib, S)
+    out = ood_stats.drop_statistic(id_early, ood_early, id_late, ood_late, ia, ib, S)
     expected = np.mean((id_late - ood_late) - (id_early - ood_early))  # the mean over pairs, by hand
     assert out["statistic"] == pytest.approx(expected)
     assert out["statistic"] == pytest.approx(0.28, abs=0.02)
     assert out["p_one_sided"] < 1e-4
     # the reverse (early layers drop more) is not significant in this one-sided test
-    rev = ood.drop_statistic(id_late, ood_late, id_early, ood_early, ia, ib, S)
+    rev = ood_stats.drop_statistic(id_late, ood_late, id_early, ood_early, ia, ib, S)
     assert rev["statistic"] == pytest.approx(-expected) and rev["p_one_sided"] > 0.99
 
 
@@ -255,7 +144,7 @@ def test_equal_drops_give_roughly_uniform_p():
     S, reps = 6, 4000
     ia, ib = _pairs(S)
     tables = [0.5 + _member_table(rng, S, (reps,)) for _ in range(4)]  # same expected drop at both layers
-    p = ood.drop_statistic(*tables, ia, ib, S)["p_one_sided"]
+    p = ood_stats.drop_statistic(*tables, ia, ib, S)["p_one_sided"]
     assert np.isfinite(p).all()
     # the member jackknife is conservative for a pair mean (Efron & Stein), so at most nominal
     assert 0.01 < np.mean(p < 0.05) <= 0.07
@@ -265,8 +154,8 @@ def test_equal_drops_give_roughly_uniform_p():
 
 
 def test_one_sided_p_without_an_error_is_nan():
-    assert np.isnan(ood.one_sided_p(0.1, 0.0, 5))
-    assert ood.one_sided_p(0.0, 1.0, 5) == pytest.approx(0.5)
+    assert np.isnan(ood_stats.one_sided_p(0.1, 0.0, 5))
+    assert ood_stats.one_sided_p(0.0, 1.0, 5) == pytest.approx(0.5)
 
 
 def _tables(S=4, layers=("hidden1", "hidden2", "output"), drops=(0.0, 0.1, 0.2), threshold=(20.0, np.nan)):
@@ -294,7 +183,7 @@ def _tables(S=4, layers=("hidden1", "hidden2", "output"), drops=(0.0, 0.1, 0.2),
 
 def test_summary_on_hand_made_tables():
     id_table, ood_table = _tables()
-    out = ood.ood_summary(id_table, ood_table)
+    out = ood_stats.ood_summary(id_table, ood_table)
     # snr 1: threshold 20 -> n = 20 and the largest n = 40; snr 10: no threshold -> n = 40 only; x 2 metrics
     assert len(out) == 2 * 3
     assert set(zip(out.snr, out.n, out.n_choice)) == {(1.0, 20, "nearest threshold"), (1.0, 40, "largest n"),
@@ -312,7 +201,7 @@ def test_summary_on_hand_made_tables():
 
 def test_summary_threshold_nearest_in_log_n():
     id_table, ood_table = _tables(threshold=(13.0, 30.0))
-    out = ood.ood_summary(id_table, ood_table, metrics=["cka_linear"])
+    out = ood_stats.ood_summary(id_table, ood_table, metrics=["cka_linear"])
     assert set(zip(out.snr, out.n)) == {(1.0, 10), (1.0, 40), (10.0, 40)}  # 13 -> 10; 30 -> 40 (log: 40/30 < 30/20)
     assert out.set_index(["snr", "n"]).loc[(10.0, 40), "n_choice"] == "largest n and nearest threshold"
 
@@ -321,14 +210,14 @@ def test_summary_leaves_out_members_with_nan_pairs():
     id_table, ood_table = _tables(S=5)
     values = ood_table["alignment"].values
     values[..., (ood_table["seed_a"].values == 4) | (ood_table["seed_b"].values == 4)] = np.nan
-    out = ood.ood_summary(id_table, ood_table)
+    out = ood_stats.ood_summary(id_table, ood_table)
     assert (out.members == 4).all() and np.isfinite(out.statistic).all()
     assert out.iloc[0]["statistic"] == pytest.approx(0.15)
 
 
 def test_figure_from_a_summary(tmp_path):
     id_table, ood_table = _tables()
-    out = ood.ood_summary(id_table, ood_table)
+    out = ood_stats.ood_summary(id_table, ood_table)
     paths = ood.plot_ood_by_layer(out, ["hidden1", "hidden2", "output"], tmp_path / "f.png", title="hand", pdf=True)
     assert [p.name for p in paths] == ["f.png", "f.pdf"] and all(p.stat().st_size > 1000 for p in paths)
 
@@ -374,8 +263,8 @@ def test_summary_carries_both_probe_sets_chance_and_the_figure_draws_it(tmp_path
     for table, level in ((id_table, 0.10), (ood_table, 0.05)):
         table["chance"] = (dims, np.full(shape, level))
         table["chance_hi"] = (dims, np.full(shape, 2 * level))
-    out = ood.ood_summary(id_table, ood_table)
+    out = ood_stats.ood_summary(id_table, ood_table)
     assert (out["chance_lo_hidden1"] == 0.05).all() and (out["chance_hi_output"] == 0.20).all()
-    assert "chance_lo_hidden1" not in ood.ood_summary(*_tables())  # no chance in the tables: no columns
+    assert "chance_lo_hidden1" not in ood_stats.ood_summary(*_tables())  # no chance in the tables: no columns
     paths = ood.plot_ood_by_layer(out, ["hidden1", "hidden2", "output"], tmp_path / "f.png", title="hand")
     assert paths[0].stat().st_size > 1000

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from alignlib.stats.threshold import interpolation_threshold
+from alignlib.stats.threshold import double_descent_peak, interpolation_threshold, threshold_with_interval
 
 
 def _errors(table, ns=(5, 10, 20, 40, 80), snrs=(1.0, 10.0)):
@@ -37,50 +37,7 @@ def test_unsorted_n_grid():
     assert t.sel(snr=1.0) == 20 and t.sel(snr=10.0) == 80
 
 
-# ---------------------------------------------------------------- noise-relative criterion and intervals
-import torch  # noqa: E402
-
-from alignlib.ensembles.builder import noise_fit, noise_variance_scale  # noqa: E402
-from alignlib.stats.threshold import double_descent_peak, threshold_with_interval  # noqa: E402
-
-
-def _regression_data(n=200, seed=0):
-    rng = np.random.default_rng(seed)
-    y = rng.normal(size=(n, 1))
-    return xr.Dataset({"train_y": (("sample", "output"), y)}, attrs={"target_variance": 1.0}), y
-
-
-def test_member_predicting_the_clean_target_at_snr_100_does_not_interpolate():
-    """It memorises none of its noise: noise_fit ~ 1, far above tol, although its train MSE over the
-    variance of the noisy targets is 1 / (1 + SNR) ~ 0.0099 (the old criterion called that a fit)."""
-    snr, n = 100.0, 2000
-    data, clean = _regression_data(n)
-    noisy = clean + np.random.default_rng(1).normal(size=clean.shape) * np.sqrt(1.0 / snr)
-    cfg = {"noise": {"kind": "target_gaussian"}}
-    y = torch.as_tensor(noisy[None])
-    scale = noise_variance_scale(cfg, data, [snr], y)
-    mse = np.array([((clean - noisy) ** 2).sum(-1).mean()])
-    fit = noise_fit(cfg, data, n, torch.as_tensor(clean[None]), y, mse, scale)
-    assert fit[0] == pytest.approx(1.0, abs=0.1) and fit[0] > 0.01
-    assert mse[0] / noisy.var() <= 0.0105  # what the old, clean-target-biased criterion saw
-    memorised = noise_fit(cfg, data, n, y, y, np.zeros(1), scale)
-    assert memorised[0] == 0.0
-
-
-def test_label_flip_member_predicting_clean_labels_does_not_interpolate():
-    rng = np.random.default_rng(2)
-    clean = rng.integers(0, 10, size=500)
-    noisy = clean.copy()
-    flip = rng.random(500) < 0.2
-    noisy[flip] = (clean[flip] + 1) % 10
-    data = xr.Dataset({"train_label": ("sample", clean)})
-    cfg = {"noise": {"kind": "label_flip"}}
-    predicts_clean = torch.nn.functional.one_hot(torch.as_tensor(clean), 10).double()[None]
-    err = np.array([flip.mean()])
-    fit = noise_fit(cfg, data, 500, predicts_clean, torch.as_tensor(noisy[None]), err, None)
-    assert fit[0] == 1.0  # not one flipped label reproduced
-    memorises = torch.nn.functional.one_hot(torch.as_tensor(noisy), 10).double()[None]
-    assert noise_fit(cfg, data, 500, memorises, torch.as_tensor(noisy[None]), np.zeros(1), None)[0] == 0.0
+# ---------------------------------------------------------------- threshold intervals and the test-error peak
 
 
 def _noise_fit_table(ok, ns=(5, 10, 20, 40, 80)):

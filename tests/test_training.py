@@ -1,14 +1,31 @@
-"""Batched training: convergence to the minimum-norm solution, batch independence, seeding."""
+"""alignlib.ensembles.training: convergence to the minimum-norm solution, batch independence, and the
+parts of a run (settings, one update per optimizer, the stopping rules, minibatch order, the step)."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
-import xarray as xr
 
-from alignlib.ensembles.data import make_task_data
-from alignlib.ensembles.builder import member_training_set, train_grid_n, train_members
 from alignlib.ensembles.networks import Architecture, end_to_end, init_member, stack_members
-from alignlib.ensembles.seeding import stream
-from alignlib.ensembles.training import input_preconditioner, train_ensemble
+from alignlib.ensembles.training import (
+    MinibatchOrder,
+    TrainSettings,
+    adam_update,
+    all_stopped,
+    converged_by_tol,
+    fit_check_due,
+    fitted_by_fit_tol,
+    gd_update,
+    initial_state,
+    input_preconditioner,
+    preconditioned_gd_update,
+    reached_max_steps,
+    train,
+    train_ensemble,
+    train_step,
+    training_problem,
+    whitened_sq_norm,
+)
 
 
 def _problem(n, d=30, members=4, snr=0.5, seed=0):
@@ -75,93 +92,6 @@ def test_member_trained_alone_matches_batch(optimizer, lr):
         np.testing.assert_allclose(beta_alone[0], beta_batch[i], rtol=0, atol=1e-10)
 
 
-@pytest.fixture(scope="module")
-def tiny_task(tiny_config):
-    cfg = tiny_config["tasks"]["linear_regression"]
-    return cfg, make_task_data("linear_regression", cfg)
-
-
-def test_grid_member_recreated_alone_matches_batch(tiny_task):
-    """A member's weights depend on (task, snr, n, seed) only, not on the batch it was in."""
-    cfg, data = tiny_task
-    batch = train_grid_n("linear_regression", cfg, data, 7, "cpu")
-    snr, seed = 3.0, 2
-    _, alone, train_err, test_err, _ = train_members("linear_regression", cfg, data, 7, [(snr, seed)], "cpu")
-    for i, p in enumerate(alone.params):
-        np.testing.assert_allclose(batch[f"param{i}"].sel(snr=snr, n=7, seed=seed).values, p[0].numpy(),
-                                   rtol=0, atol=1e-10)
-    assert float(batch["test_error"].sel(snr=snr, n=7, seed=seed)) == pytest.approx(test_err[0], abs=1e-12)
-    assert bool(batch["converged"].all())
-
-
-def test_noise_realisations_are_independent_and_have_requested_variance(tiny_task):
-    cfg, data = tiny_task
-    clean = data["train_y"].values[:200, 0]
-    noise = np.stack([member_training_set("linear_regression", cfg, data, 0.5, 200, k)[1][:, 0] - clean
-                      for k in range(3)])
-    # Var(clean) = |teacher|^2 = 1 -> noise variance 1 / 0.5 = 2
-    assert noise.var(axis=1) == pytest.approx([2.0] * 3, rel=0.25)
-    assert abs(np.corrcoef(noise)[0, 1]) < 0.2
-    again = member_training_set("linear_regression", cfg, data, 0.5, 200, 1)[1][:, 0] - clean
-    np.testing.assert_array_equal(again, noise[1])
-
-
-def test_streams_depend_on_keys_not_order():
-    a = stream(0, "t", "noise", 1.0, 10, 3).standard_normal(4)
-    b = stream(0, "t", "noise", 1.0, 10, 3).standard_normal(4)
-    c = stream(0, "t", "noise", 1.0, 10, 4).standard_normal(4)
-    d = stream(0, "t", "noise", 1.0000001, 10, 3).standard_normal(4)
-    e = stream(0, "u", "noise", 1.0, 10, 3).standard_normal(4)
-    np.testing.assert_array_equal(a, b)
-    for other in (c, d, e):
-        assert not np.allclose(a, other)
-
-
-def test_data_is_reproducible_and_nested(tiny_task):
-    cfg, data = tiny_task
-    again = make_task_data("linear_regression", cfg)
-    xr.testing.assert_identical(data, again)
-    assert data.sizes["sample"] == max(cfg["n"])
-    np.testing.assert_allclose(data["train_y"].values[:, 0], data["train_x"].values @ data["teacher"].values)
-    assert np.linalg.norm(data["teacher"].values) == pytest.approx(1.0)
-
-
-def _reference_cnn(params, x, image_shape):
-    """One member's CNN written with plain (ungrouped) torch ops, for comparison."""
-    (w1, b1, w2, b2, w3, b3) = params
-    h = x.reshape(-1, *image_shape)
-    conv = torch.nn.functional.max_pool2d(torch.relu(torch.nn.functional.conv2d(h, w1, b1, padding=1)), 2)
-    hidden = torch.relu(conv.flatten(1) @ w2.T + b2)
-    return [conv.flatten(1), hidden, hidden @ w3.T + b3]
-
-
-def test_grouped_cnn_equals_per_member_cnn():
-    from alignlib.ensembles.networks import forward
-
-    arch = Architecture((3 * 4 * 4, 5, 4), activation="relu", bias=True, conv=(3,), image_shape=(2, 8, 8),
-                        conv_record="flatten")
-    assert arch.layer_names == ["conv1", "hidden", "output"] and arch.layer_widths == [48, 5, 4]
-    rng = np.random.default_rng(0)
-    members = [init_member(arch, 1.0, rng) for _ in range(3)]
-    for m in members:  # non-zero biases so they are tested too
-        m[1] += rng.standard_normal(m[1].shape)
-        m[3] += rng.standard_normal(m[3].shape)
-    params = stack_members(members, torch.float64, "cpu")
-    x = torch.tensor(rng.standard_normal((7, 128)))
-    outs = forward(arch, params, x)
-    for i, m in enumerate(members):
-        ref = _reference_cnn([torch.tensor(p) for p in m], x, (2, 8, 8))
-        for got, want in zip(outs, ref):
-            torch.testing.assert_close(got[i], want, rtol=1e-10, atol=1e-10)
-    pooled = forward(Architecture(arch.widths, "relu", True, (3,), (2, 8, 8)), params, x)[0]
-    assert pooled.shape == (3, 7, 3)  # channel_mean: one unit per channel, the mean over positions
-    torch.testing.assert_close(pooled, outs[0].reshape(3, 7, 3, 16).mean(-1))
-    # per-member inputs (input noise) give the same as shared inputs when they are equal
-    per_member = forward(arch, params, x.expand(3, -1, -1))
-    for got, want in zip(per_member, outs):
-        torch.testing.assert_close(got, want)
-
-
 def test_cnn_member_alone_matches_batch():
     arch = Architecture((2 * 4 * 4, 6, 10), activation="relu", bias=True, conv=(2,), image_shape=(1, 8, 8))
     rng = np.random.default_rng(3)
@@ -207,3 +137,172 @@ def test_minibatch_training_is_batch_independent_and_fits():
     with pytest.raises(ValueError, match="full-batch"):
         train_ensemble(Architecture((6, 4, 1)), stack_members([init_member(Architecture((6, 4, 1)), 1e-3, rng)],
                        torch.float64, "cpu"), x, torch.zeros(1, 40, 1, dtype=torch.float64), batch_size=8)
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def test_settings_name_the_bad_value_and_are_frozen():
+    with pytest.raises(ValueError, match=r"unknown optimizer 'sgd'; known: \['preconditioned_gd', 'gd', 'adam'\]"):
+        TrainSettings(optimizer="sgd")
+    with pytest.raises(ValueError, match=r"unknown loss 'hinge'; known: \['mse', 'cross_entropy'\]"):
+        TrainSettings(loss="hinge")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        TrainSettings().lr = 0.1
+    assert not TrainSettings().minibatch(10) and not TrainSettings(batch_size=10).minibatch(10)
+    assert TrainSettings(batch_size=4).minibatch(10)
+
+
+def test_settings_that_cannot_train_the_network_are_refused():
+    arch = Architecture((3, 4, 1), activation="relu", bias=True)
+    params = stack_members([init_member(arch, 1.0, np.random.default_rng(0))], torch.float64, "cpu")
+    x, y = torch.zeros(6, 3, dtype=torch.float64), torch.zeros(1, 6, 1, dtype=torch.float64)
+    with pytest.raises(ValueError, match="dense networks without biases"):
+        train(arch, params, x, y, TrainSettings(optimizer="preconditioned_gd"))
+
+
+# --------------------------------------------------------------------------- one update per optimizer
+
+
+def _two_members():
+    """Two members of a (2 -> 2 -> 1) linear network and a gradient for each parameter."""
+    p = [torch.tensor([[[1.0, 2.0], [0.0, 1.0]], [[0.5, 0.0], [1.0, -1.0]]], dtype=torch.float64),
+         torch.tensor([[[1.0, -1.0]], [[2.0, 0.5]]], dtype=torch.float64)]
+    g = [torch.tensor([[[0.5, -1.0], [2.0, 0.0]], [[1.0, 1.0], [-3.0, 0.25]]], dtype=torch.float64),
+         torch.tensor([[[4.0, 0.0]], [[-1.0, 2.0]]], dtype=torch.float64)]
+    return p, g
+
+
+def test_gd_moves_the_unmasked_members_by_lr_times_the_gradient():
+    p, g = _two_members()
+    before = [q.clone() for q in p]
+    gd_update(p, g, torch.tensor([1.0, 0.0], dtype=torch.float64), 0.1)
+    for q, q0, gq in zip(p, before, g):
+        torch.testing.assert_close(q[0], q0[0] - 0.1 * gq[0], rtol=0, atol=1e-15)
+        assert torch.equal(q[1], q0[1])  # masked: untouched
+
+
+def test_adams_first_step_is_lr_times_the_sign_of_the_gradient():
+    """From zero moments, step 1: m = 0.1 g, v = 0.001 g^2, so the bias-corrected step is g / (|g| + 1e-8)."""
+    p, g = _two_members()
+    before = [q.clone() for q in p]
+    moments = ([torch.zeros_like(q) for q in p], [torch.zeros_like(q) for q in p])
+    adam_update(p, g, torch.tensor([1.0, 0.0], dtype=torch.float64), 0.01, moments, t=1)
+    for q, q0, gq, m, v in zip(p, before, g, *moments):
+        expected = q0[0] - 0.01 * gq[0] / (gq[0].abs() + 1e-8)
+        torch.testing.assert_close(q[0], expected, rtol=0, atol=1e-12)
+        torch.testing.assert_close(m[0], 0.1 * gq[0], rtol=0, atol=1e-15)
+        torch.testing.assert_close(v[0], 0.001 * gq[0] ** 2, rtol=0, atol=1e-15)
+        assert torch.equal(q[1], q0[1]) and not m[1].any() and not v[1].any()  # masked: weights and moments kept
+
+
+def test_preconditioned_gd_step_is_lr_over_the_whitened_norm():
+    """With Sigma = I (P = I) the update is plain gradient descent with step lr / max(1, |theta|^2)."""
+    p, g = _two_members()
+    cov = precond = torch.eye(2, dtype=torch.float64)
+    sq = whitened_sq_norm(p, cov)
+    np.testing.assert_allclose(sq.numpy(), [1 + 4 + 1 + 1 + 1, 0.25 + 1 + 1 + 4 + 0.25])  # |W1|^2 + |W2|^2
+    small = [0.1 * q for q in p]  # |theta|^2 < 1: the step is lr itself
+    expected_small = [q - 0.5 * gq for q, gq in zip(small, g)]
+    preconditioned_gd_update(small, list(g), torch.ones(2, dtype=torch.float64), 0.5, precond, cov)
+    for q, e in zip(small, expected_small):
+        torch.testing.assert_close(q, e, rtol=0, atol=1e-15)
+    expected = [q - (0.5 / sq).view(-1, 1, 1) * gq for q, gq in zip(p, g)]
+    preconditioned_gd_update(p, list(g), torch.ones(2, dtype=torch.float64), 0.5, precond, cov)
+    for q, e in zip(p, expected):
+        torch.testing.assert_close(q, e, rtol=0, atol=1e-15)
+
+
+def test_preconditioned_gd_multiplies_the_first_layer_gradient_by_the_preconditioner():
+    p, g = _two_members()
+    precond = torch.tensor([[2.0, 0.0], [0.0, 0.5]], dtype=torch.float64)
+    cov = torch.eye(2, dtype=torch.float64)
+    tiny = [1e-3 * q for q in p]
+    expected_first = tiny[0] - 1.0 * (g[0] @ precond)
+    preconditioned_gd_update(tiny, list(g), torch.ones(2, dtype=torch.float64), 1.0, precond, cov)
+    torch.testing.assert_close(tiny[0], expected_first, rtol=0, atol=1e-15)
+
+
+# --------------------------------------------------------------------------- stopping rules
+
+
+def test_stopping_rules_by_hand():
+    assert converged_by_tol(torch.tensor([1e-8, 1e-7, 1.0]), 1e-7).tolist() == [True, False, False]  # strict
+    full, mini = TrainSettings(fit_tol=0.0, max_steps=10), TrainSettings(fit_tol=0.0, max_steps=10, batch_size=2)
+    assert fit_check_due(full, False, False, 3)  # full batch: every step
+    assert not fit_check_due(mini, True, False, 3) and fit_check_due(mini, True, True, 3)  # minibatch: epoch ends
+    assert fit_check_due(mini, True, False, 10)  # ... and the last step
+    assert not fit_check_due(TrainSettings(max_steps=10), False, True, 10)  # no fit_tol: never
+    assert reached_max_steps(10, full) and not reached_max_steps(9, full)
+    assert all_stopped(torch.tensor([False, False])) and not all_stopped(torch.tensor([False, True]))
+
+
+def test_fit_rule_divides_the_mse_by_the_scale_and_counts_label_errors():
+    arch = Architecture((1, 1))  # out = w x
+    x = torch.tensor([[1.0], [2.0]], dtype=torch.float64)
+    params = [torch.tensor([[[1.0]], [[0.0]]], dtype=torch.float64)]
+    y = torch.tensor([[[1.0], [2.5]], [[1.0], [2.0]]], dtype=torch.float64)
+    # member 0: MSE (0 + 0.25) / 2 = 0.125; member 1: (1 + 4) / 2 = 2.5
+    settings = TrainSettings(optimizer="gd", fit_tol=0.25)
+    problem = training_problem(arch, x, y, settings, fit_scale=torch.tensor([0.5, 10.0]), dtype=torch.float64)
+    assert fitted_by_fit_tol(problem, settings, params).tolist() == [True, True]  # 0.25 and 0.25: at most fit_tol
+    problem = training_problem(arch, x, y, settings, dtype=torch.float64)  # default scale: the targets' variance
+    np.testing.assert_allclose(problem.target_scale.numpy(), [0.5625, 0.25])
+    assert fitted_by_fit_tol(problem, settings, params).tolist() == [True, False]  # 0.222 and 10
+    classes = Architecture((1, 2))
+    labels = torch.tensor([[0, 1], [1, 1]])
+    w = [torch.tensor([[[-1.0], [1.0]], [[-1.0], [1.0]]], dtype=torch.float64)]  # predicts class 1 for x > 0
+    settings = TrainSettings(optimizer="gd", loss="cross_entropy", fit_tol=0.0)
+    problem = training_problem(classes, x, labels, settings, dtype=torch.float64)
+    assert problem.target_scale is None
+    assert fitted_by_fit_tol(problem, settings, w).tolist() == [False, True]  # member 0 gets 1 of 2 wrong
+
+
+# --------------------------------------------------------------------------- minibatch order and the step
+
+
+def test_minibatches_are_one_permutation_per_epoch_without_the_short_last_batch():
+    order = MinibatchOrder(10, 4, seed=3, device="cpu")
+    batches = [order.next() for _ in range(5)]
+    assert [new for _, new in batches] == [True, False, True, False, True]
+    first, second = (torch.cat([batches[k][0], batches[k + 1][0]]) for k in (0, 2))
+    assert len(set(first.tolist())) == 8 and len(set(second.tolist())) == 8  # 2 of 10 dropped per epoch
+    assert not torch.equal(first, second)  # a fresh permutation per epoch
+    again = MinibatchOrder(10, 4, seed=3, device="cpu")
+    assert all(torch.equal(again.next()[0], idx) for idx, _ in batches)  # seeded
+    perm = torch.randperm(10, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(first, perm[:8])
+
+
+def test_the_last_step_applies_no_update():
+    x, y = _problem(12, d=3, members=2)
+    arch = Architecture((3, 4, 1))
+    params = stack_members([init_member(arch, 0.1, np.random.default_rng(i)) for i in range(2)], torch.float64,
+                           "cpu")
+    settings = TrainSettings(optimizer="gd", lr=0.01, max_steps=1, tol=0.0)
+    problem = training_problem(arch, torch.tensor(x), torch.tensor(y), settings, dtype=torch.float64)
+    state = initial_state(problem, settings, params)
+    assert train_step(problem, settings, state, 0)  # step 0: an update
+    moved = [p.detach().clone() for p in state.params]
+    assert not all(torch.equal(a, b) for a, b in zip(moved, params)) and state.steps.tolist() == [1, 1]
+    assert not train_step(problem, settings, state, 1)  # step max_steps: stop, no update
+    assert all(torch.equal(a, b) for a, b in zip(state.params, moved)) and state.steps.tolist() == [1, 1]
+    assert torch.isfinite(state.criterion).all() and state.active.all()
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(optimizer="adam", lr=0.01, max_steps=40, tol=1e-6, fit_tol=1e-3, batch_size=5, batch_seed=11),
+    dict(optimizer="preconditioned_gd", lr=1.0, max_steps=60, tol=1e-9),
+])
+def test_train_ensemble_is_train_with_those_settings(kwargs):
+    x, y = _problem(12, d=3, members=3)
+    arch = Architecture((3, 4, 1))
+    params = stack_members([init_member(arch, 0.1, np.random.default_rng(i)) for i in range(3)], torch.float64,
+                           "cpu")
+    x, y = torch.tensor(x), torch.tensor(y)
+    a = train_ensemble(arch, params, x, y, checkpoints=[0, 2], **kwargs)
+    b = train(arch, params, x, y, TrainSettings(**kwargs), checkpoints=[0, 2])
+    for pa, pb in zip(a.params + a.checkpoints[1], b.params + b.checkpoints[1]):
+        assert torch.equal(pa, pb)
+    np.testing.assert_array_equal(a.steps, b.steps)
+    np.testing.assert_array_equal(a.final_loss, b.final_loss)
