@@ -1,4 +1,4 @@
-"""Chance levels (alignlib.stats.chance): the permutation baseline in alignment.nc, its merge, its seeds."""
+"""alignlib.stats.chance: the permutation baseline, its rounds and seeds, and its place in alignment.nc."""
 
 import io
 
@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import xarray as xr
 from scipy import stats
+from tiny_linear import tiny_linear_cube
 
-from alignlib.ensembles.alignment import compute_alignment, merge_metric_parts
+from alignlib.ensembles.alignment import compute_alignment
 from alignlib.stats.chance import (
     CHANCE_QUANTILE,
     END_TO_END_REASON,
@@ -158,41 +159,18 @@ def test_diverged_members_are_left_out_of_the_chance():
     assert np.isnan(table["chance"].sel(snr=10.0, n=20)).all()
 
 
-def test_end_to_end_metrics_have_no_chance_and_say_why(small_linear_cube):
+def test_end_to_end_metrics_have_no_chance_and_say_why():
     assert chance_reason("cosine_end_to_end") == END_TO_END_REASON and chance_reason("cka_linear") == ""
     key = ChanceKey(base_seed=0, task="t", metric="cosine_end_to_end", layer="output", snr=1.0, n=4)
     assert np.isnan(chance_draws(np.zeros((3, 4, 4)), key, 4)).all()
     with pytest.raises(ValueError, match="no probe order to shuffle"):
         shuffled_pairwise(np.ones((2, 3, 3)), [np.arange(3)] * 2, "cosine_end_to_end")
-    table = compute_alignment(small_linear_cube, ["cka_linear", "cosine_end_to_end"], log=io.StringIO(),
+    table = compute_alignment(tiny_linear_cube(), ["cka_linear", "cosine_end_to_end"], log=io.StringIO(),
                               chance_draws=3, task="linear_regression")
     assert bool(np.isfinite(table["alignment"].sel(metric="cosine_end_to_end", layer="output")).all())
     assert bool(table["chance"].sel(metric="cosine_end_to_end").isnull().all())
     assert str(table["chance_note"].sel(metric="cosine_end_to_end").values) == END_TO_END_REASON
     assert str(table["chance_note"].sel(metric="cka_linear").values) == ""
-
-
-@pytest.fixture(scope="module")
-def small_linear_cube(tiny_config):
-    from alignlib.ensembles.data import make_task_data
-    from alignlib.ensembles.builder import extract_activations, model_attrs, train_grid_n
-
-    cfg = tiny_config["tasks"]["linear_regression"]
-    data = make_task_data("linear_regression", cfg)
-    models = xr.concat([train_grid_n("linear_regression", cfg, data, n, "cpu", log=io.StringIO()) for n in (7, 14)],
-                       dim="n")
-    models.attrs.update(model_attrs("linear_regression", cfg, data))
-    return extract_activations(cfg, data, models, "cpu")
-
-
-def test_merged_metric_parts_carry_the_chance(small_linear_cube):
-    metrics = ["cka_linear", "rsa", "cosine_end_to_end"]
-    kw = dict(log=io.StringIO(), chance_draws=4, task="linear_regression", base_seed=0)
-    whole = compute_alignment(small_linear_cube, metrics, **kw)
-    parts = [compute_alignment(small_linear_cube, g, **kw) for g in (["cosine_end_to_end", "rsa"], ["cka_linear"])]
-    merged = merge_metric_parts(parts, metrics)
-    xr.testing.assert_identical(merged, whole)
-    assert {"chance", "chance_hi", "chance_note"} <= set(merged.data_vars)
 
 
 def test_the_tiny_run_stores_the_chance_and_the_verdicts_compare_with_it(tiny_run, tiny_config):
@@ -231,31 +209,3 @@ def test_chance_config_key_defaults_and_errors(tiny_config):
         assert len(errors) == 1
         message = describe_validation_error(errors[0])
         assert "invalid config key 'chance.draws'" in message and fragment in message, message
-
-
-def test_figures_draw_the_chance_band_and_every_metric_per_layer():
-    import matplotlib
-
-    from alignpipe.figures import CHANCE_LABEL, alignment_per_layer_vs_n, alignment_vs_n, alignment_vs_snr
-
-    metrics = ["cka_linear", "procrustes", "rsa"]
-    table = compute_alignment(structured_cube(shared=1.0), metrics, log=io.StringIO(), chance_draws=3, task="fake")
-
-    def legend_texts(fig):
-        return [t.get_text() for legend in fig.legends for t in legend.get_texts()]
-
-    def bands(ax):
-        return [c for c in ax.collections if isinstance(c, matplotlib.collections.PolyCollection)]
-
-    per_layer = alignment_per_layer_vs_n(table)
-    assert len(per_layer.axes) == len(metrics) * 2  # one row per metric, one column per layer
-    assert all(len(bands(ax)) >= 1 for ax in per_layer.axes) and CHANCE_LABEL in legend_texts(per_layer)
-    for draw in (alignment_vs_n, alignment_vs_snr):
-        fig = draw(table)
-        panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_label() != "<colorbar>"]
-        assert len(panels) == len(metrics) and all(bands(ax) for ax in panels), draw.__name__
-        assert CHANCE_LABEL in legend_texts(fig), draw.__name__
-    no_chance = compute_alignment(structured_cube(), metrics, log=io.StringIO())  # draws: 0 -> no band, no entry
-    fig = alignment_vs_n(no_chance)
-    assert CHANCE_LABEL not in legend_texts(fig) and not any(bands(ax) for ax in fig.axes)
-    matplotlib.pyplot.close("all")

@@ -1,18 +1,10 @@
-"""Job sizes (alignpipe.jobsize), the merge of align parts, per-task claims and job timing (alignpipe.timing)."""
-import io
-import json
+"""alignpipe.jobsize: job sizes and priorities, and per-task claims that stack to all verdicts."""
 import math
-import os
 
-import numpy as np
 import pytest
-import xarray as xr
 import yaml
 
-from alignlib.ensembles.alignment import compute_alignment, merge_metric_parts
 from alignpipe.config import task_jobs_by_rule
-from alignlib.ensembles.data import make_task_data
-from alignlib.ensembles.builder import extract_activations, model_attrs, train_grid_n
 from alignpipe.jobsize import (
     align_seconds,
     cube_groups,
@@ -21,7 +13,6 @@ from alignpipe.jobsize import (
     part_name,
     train_seconds,
 )
-from alignpipe.timing import TAG, JobClock, job_clock, parse_timing, set_threads
 from conftest import REPO, validated
 
 
@@ -91,32 +82,6 @@ def test_job_count_of_the_default_config(default_config):
     assert rules.count("train") < 20 and len(rules) + 2 < 60  # was 130 jobs with one n per job
 
 
-@pytest.fixture(scope="module")
-def small_cube(tiny_config):
-    cfg = tiny_config["tasks"]["linear_regression"]
-    data = make_task_data("linear_regression", cfg)
-    models = xr.concat([train_grid_n("linear_regression", cfg, data, n, "cpu", log=io.StringIO())
-                        for n in (7, 14)], dim="n")
-    models.attrs.update(model_attrs("linear_regression", cfg, data))
-    return extract_activations(cfg, data, models, "cpu"), data
-
-
-@pytest.mark.parametrize("groups", [
-    [["cka_linear", "cosine_end_to_end"], ["rsa", "cca"]],
-    [["cosine_end_to_end"], ["cca"], ["cka_linear", "rsa"]],
-])
-def test_merged_parts_equal_one_computation(small_cube, single_torch_thread, groups):
-    cube, data = small_cube
-    metrics = ["cka_linear", "rsa", "cca", "cosine_end_to_end"]
-    whole = compute_alignment(cube, metrics, log=io.StringIO(), probe_x=data["probe_x"].values)
-    parts = [compute_alignment(cube, g, log=io.StringIO(), probe_x=data["probe_x"].values) for g in groups]
-    merged = merge_metric_parts(parts[::-1], metrics)  # the order of the parts does not matter
-    xr.testing.assert_identical(merged, whole)
-    assert merged["metric"].values.tolist() == metrics
-    with pytest.raises(ValueError, match="overlap"):
-        merge_metric_parts(parts + parts[:1], metrics)
-
-
 def test_per_task_claims_stack_to_all_verdicts(tiny_run, tiny_config):
     from alignpipe.cubes import read_netcdf
     from alignlib.claims.verdicts import all_verdicts, combine_task_results, task_result
@@ -126,56 +91,6 @@ def test_per_task_claims_stack_to_all_verdicts(tiny_run, tiny_config):
     verdicts, summary = all_verdicts(tables, primary)
     stacked = combine_task_results({t: task_result(t, table, primary[t]) for t, table in tables.items()})
     assert stacked[0].equals(verdicts) and stacked[1].equals(summary)
-
-
-def test_job_clock_writes_one_parseable_line(tmp_path):
-    log = io.StringIO()
-    with job_clock(log, threads=1) as clock:
-        with clock.numerics():
-            with clock.numerics():  # nested blocks count once
-                sum(range(10_000))
-        outside = clock.numerics_s
-    record = parse_timing("noise\n" + log.getvalue())
-    assert log.getvalue().startswith(TAG) and record["threads"] == 1
-    assert record["numerics_s"] == round(outside, 3) <= record["in_script_s"]
-    assert record["process_s"] is None or record["process_s"] >= record["in_script_s"]
-    assert json.loads(JobClock(2).line()[len(TAG):])["threads"] == 2
-    assert parse_timing("no timing here") is None
-
-
-def test_set_threads_sets_torch_and_blas(single_torch_thread, monkeypatch):
-    import torch
-    from threadpoolctl import threadpool_info, threadpool_limits
-
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
-                 "NUMEXPR_NUM_THREADS"):
-        monkeypatch.delenv(name, raising=False)  # restored after the test
-    before = {pool["filepath"]: pool["num_threads"] for pool in threadpool_info()}
-    try:
-        set_threads(2)
-        assert torch.get_num_threads() == 2
-        assert all(pool["num_threads"] == 2 for pool in threadpool_info() if pool["user_api"] == "blas")
-        assert os.environ["OMP_NUM_THREADS"] == "2"
-        set_threads(1)
-        assert torch.get_num_threads() == 1
-    finally:
-        for pool in threadpool_info():
-            threadpool_limits(limits={pool["prefix"]: before.get(pool["filepath"], pool["num_threads"])})
-
-
-def test_save_figure_writes_pdf_only_when_asked(tmp_path):
-    import matplotlib.pyplot as plt
-
-    from alignpipe.figures import save_figure
-
-    fig, ax = plt.subplots()
-    ax.plot([0, 1], [1, 0])
-    assert save_figure(fig, tmp_path / "a.png") == [tmp_path / "a.png"]
-    assert not (tmp_path / "a.pdf").exists()
-    fig, ax = plt.subplots()
-    written = save_figure(fig, tmp_path / "b.png", pdf=True)
-    assert written == [tmp_path / "b.png", tmp_path / "b.pdf"] and all(p.stat().st_size > 0 for p in written)
-    assert np.all([not p.name.startswith(".") for p in tmp_path.iterdir()])  # no temporary files left
 
 
 def test_priorities_follow_the_critical_path(default_config):
