@@ -63,7 +63,6 @@ from alignlib.claims.claim_tests import (
     threshold_midpoint,
     threshold_positions,
 )
-from alignlib.stats.members import bootstrap_pair_means, holm, jackknife_pair_mean, resample_members
 from alignlib.claims.verdicts import aggregate, all_verdicts, claim1_verdict, claim2_verdict, claim4_verdict
 
 NS = GRIDS["linear"][0]
@@ -78,52 +77,6 @@ def _pairs(S):
 def _bound(rate, reps):
     """The nominal rate plus two of its binomial standard errors (the tolerance of a rate assertion)."""
     return rate + 2 * np.sqrt(rate * (1 - rate) / reps)
-
-
-# ------------------------------------------------------------------ member resampling
-
-
-def test_jackknife_matches_the_definition_and_is_not_the_pair_standard_error():
-    rng = np.random.default_rng(0)
-    S = 8
-    ia, ib = _pairs(S)
-    u = rng.normal(size=S)
-    values = u[ia] + u[ib] + 0.1 * rng.normal(size=len(ia))
-    mean, se = jackknife_pair_mean(values, ia, ib, S)
-    loo = [values[(ia != i) & (ib != i)].mean() for i in range(S)]
-    assert mean == pytest.approx(values.mean(), abs=1e-14)
-    assert se == pytest.approx(np.sqrt((S - 1) / S * np.sum((np.array(loo) - np.mean(loo)) ** 2)), rel=1e-12)
-    naive = values.std(ddof=1) / np.sqrt(len(values))
-    assert se > 2 * naive  # shared members: the pair s.e. is far too small
-
-
-def test_jackknife_error_matches_the_spread_over_repeated_ensembles():
-    """The member-jackknife s.e. is close to (and not below) the true sd of the pair mean; the pair s.e. is ~2x too small."""
-    rng = np.random.default_rng(1)
-    S, reps = 8, 4000
-    ia, ib = _pairs(S)
-    u = rng.normal(size=(reps, S)) * 0.05
-    values = 0.5 + u[:, ia] + u[:, ib] + 0.05 * rng.normal(size=(reps, len(ia)))
-    mean, se = jackknife_pair_mean(values, ia, ib, S)
-    true_sd = mean.std()
-    assert true_sd == pytest.approx(point_se(S), rel=0.05)
-    assert 0.95 * true_sd < np.sqrt(np.mean(se ** 2)) < 1.3 * true_sd
-    naive = values.std(-1, ddof=1) / np.sqrt(len(ia))
-    assert np.sqrt(np.mean(naive ** 2)) < 0.6 * true_sd
-
-
-def test_bootstrap_never_pairs_a_member_with_itself():
-    S = 4
-    ia, ib = _pairs(S)
-    values = np.arange(len(ia), dtype=float)  # pair k has value k
-    idx = np.array([[[0, 0, 1, 1]]])  # members 0 and 1 twice: only pairs (0, 1) count
-    assert bootstrap_pair_means(values[None], ia, ib, S, idx)[0, 0] == pytest.approx(values[0])
-    drawn = resample_members(np.random.default_rng(0), (5000,), 3)
-    assert not (drawn == drawn[:, :1]).all(-1).any()
-
-
-def test_holm_by_hand():
-    np.testing.assert_allclose(holm([0.01, 0.04, 0.03, np.nan, 0.2]), [0.04, 0.09, 0.09, np.nan, 0.2])
 
 
 # ------------------------------------------------------------------ the one aggregation rule
