@@ -10,6 +10,7 @@ import pytest
 import scipy.linalg
 import scipy.stats
 import torch
+from metric_references import lp_soft_matching, ref_predictivity
 from scipy.spatial.distance import pdist, squareform
 
 from alignlib.metrics import (
@@ -21,7 +22,6 @@ from alignlib.metrics import (
     pairwise,
 )
 from alignlib.metrics.cka import linear_kernel_products
-from test_metrics_new import lp_soft_matching, ref_predictivity
 
 
 # tiny problems: one intra-op thread (see conftest.single_torch_thread)
@@ -214,7 +214,7 @@ REFERENCES = {
     "pwcca": (ref_pwcca, {}),
     "rsa": (ref_rsa, {}),
     "cosine_end_to_end": (lambda x, y: np.sum(x * y) / np.linalg.norm(x) / np.linalg.norm(y), {}),
-    # references from tests/test_metrics_new.py (sklearn Ridge fold by fold; scipy's LP solver)
+    # references from tests/metric_references.py (sklearn Ridge fold by fold; scipy's LP solver)
     "linear_predictivity": (lambda x, y: (ref_predictivity(x, y, "cv") + ref_predictivity(y, x, "cv")) / 2, {}),
     "soft_matching": (lambda x, y: lp_soft_matching(x, y), {}),
 }

@@ -8,13 +8,10 @@ import itertools
 import numpy as np
 import pytest
 import torch
-from metric_inputs import invertible, member, related, rng_
+from metric_references import invertible, member, ref_predictivity, related, rng_
 from scipy.stats import ortho_group
-from sklearn.linear_model import Ridge
-from sklearn.metrics import r2_score
 
 from alignlib.metrics import METRICS, compare, pairwise
-from alignlib.metrics.predictivity import CV_GRID
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
@@ -22,41 +19,6 @@ PRED = "linear_predictivity"
 
 
 # --------------------------------------------------------------------------- predictivity: reference
-
-
-def interleaved(index, k):
-    pos = np.arange(len(index))
-    return [(index[pos % k != f], index[pos % k == f]) for f in range(k)]
-
-
-def sk_sse(x, y, train, test, rel):
-    """Held-out SSE per target unit of sklearn's Ridge, alpha = rel x mean occupied eigenvalue."""
-    xc = x[train] - x[train].mean(0)
-    ev = np.linalg.svd(xc, compute_uv=False) ** 2
-    ev = ev[ev > ev[0] * 1e-24]
-    model = Ridge(alpha=rel * ev.mean(), fit_intercept=True, solver="svd").fit(x[train], y[train])
-    return ((y[test] - model.predict(x[test])) ** 2).sum(0)
-
-
-def ref_predictivity(x, y, ridge, k=5):
-    """Pooled out-of-fold ridge predictions, variance-weighted R^2 (sklearn r2_score)."""
-    n = len(x)
-    pred = np.empty_like(y)
-    for train, test in interleaved(np.arange(n), k):
-        if ridge == "cv":
-            inner = [sum(sk_sse(x, y, tr, te, rel).sum() for tr, te in interleaved(train, k)) for rel in CV_GRID]
-            rel = CV_GRID[int(np.argmin(inner))]
-        else:
-            rel = ridge
-        xc = x[train] - x[train].mean(0)
-        ev = np.linalg.svd(xc, compute_uv=False) ** 2
-        ev = ev[ev > ev[0] * 1e-24]
-        if rel == 0.0:
-            coef = np.linalg.lstsq(xc, y[train] - y[train].mean(0), rcond=None)[0]
-            pred[test] = y[train].mean(0) + (x[test] - x[train].mean(0)) @ coef
-        else:
-            pred[test] = Ridge(alpha=rel * ev.mean(), solver="svd").fit(x[train], y[train]).predict(x[test])
-    return r2_score(y, pred, multioutput="variance_weighted")
 
 
 @pytest.mark.parametrize("ridge", [0.0, 0.01, 1.0, "cv"])

@@ -9,8 +9,8 @@ import itertools
 import numpy as np
 import pytest
 import torch
-from metric_inputs import invertible, related, rng_
-from scipy.optimize import linear_sum_assignment, linprog
+from metric_references import invertible, lp_soft_matching, related, rng_, unit_curves
+from scipy.optimize import linear_sum_assignment
 from scipy.stats import ortho_group
 
 from alignlib.metrics import METRICS, compare, pairwise
@@ -23,28 +23,11 @@ SOFT = "soft_matching"
 # --------------------------------------------------------------------------- soft matching: references
 
 
-def unit_curves(x):
-    xc = x - x.mean(0)
-    return xc / np.linalg.norm(xc, axis=0)
-
-
 def brute_force_matching(x, y):
     """max over permutations of the mean correlation of matched units (equal widths)."""
     c = unit_curves(x).T @ unit_curves(y)
     d = c.shape[0]
     return max(c[np.arange(d), list(p)].mean() for p in itertools.permutations(range(d)))
-
-
-def lp_soft_matching(x, y):
-    """1 - d^2/2 with d^2 = min sum P_kl ||a_k - b_l||^2 over the transport polytope (scipy linprog)."""
-    fa, fb = unit_curves(x), unit_curves(y)
-    da, db = fa.shape[1], fb.shape[1]
-    cost = ((fa[:, :, None] - fb[:, None, :]) ** 2).sum(0).ravel()
-    rows = np.kron(np.eye(da), np.ones(db))
-    cols = np.kron(np.ones(da), np.eye(db))
-    res = linprog(cost, A_eq=np.vstack([rows, cols]),
-                  b_eq=np.concatenate([np.full(da, 1 / da), np.full(db, 1 / db)]), bounds=(0, None), method="highs")
-    return 1 - res.fun / 2
 
 
 def test_soft_matching_with_equal_widths_is_the_best_permutation():
