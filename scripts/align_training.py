@@ -1,5 +1,5 @@
 """Rule align_training: alignment per training checkpoint (alignpipe.checkpoints.alignment_during_training)."""
-from alignpipe.checkpoints import alignment_during_training
+from alignlib.ensembles.checkpoints import alignment_during_training
 from alignpipe.cubes import read_netcdf, write_netcdf
 from alignpipe.jobs import job
 

@@ -1,7 +1,8 @@
 """Rule ood_summary: in-distribution vs OOD alignment per layer (alignpipe.ood): ood_summary.csv and the
 figure <task>_ood_by_layer.png."""
 from alignpipe.cubes import read_netcdf
-from alignpipe.ood import ood_summary, plot_ood_by_layer
+from alignlib.claims.ood import ood_summary
+from alignpipe.ood import plot_ood_by_layer
 from alignpipe.jobs import job
 from alignlib.claims.verdicts import write_csv
 

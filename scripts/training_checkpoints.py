@@ -1,6 +1,6 @@
 """Rule training_checkpoints: re-train the members at the checkpoint n with their weights recorded, and
 their activations on the probes at every checkpoint (alignpipe.checkpoints)."""
-from alignpipe.checkpoints import checkpoint_activations
+from alignlib.ensembles.checkpoints import checkpoint_activations
 from alignpipe.cubes import read_netcdf, write_netcdf
 from alignpipe.jobs import job
 

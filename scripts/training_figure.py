@@ -1,7 +1,8 @@
 """Rule training_figure: the alignment-during-training figure and the first-epoch fractions (CSV)."""
 import os
 
-from alignpipe.checkpoints import alignment_training_figure, first_epoch_summary
+from alignlib.ensembles.checkpoints import first_epoch_summary
+from alignpipe.checkpoints import alignment_training_figure
 from alignpipe.cubes import read_netcdf
 from alignpipe.figures import save_figure
 from alignpipe.jobs import job

@@ -8,16 +8,18 @@ import torch
 import xarray as xr
 import yaml
 
-from alignpipe.checkpoints import (
+from alignlib.ensembles.checkpoints import (
     alignment_during_training,
+    checkpoint_activations,
+    first_epoch_summary,
+    fraction_with_se,
+)
+from alignpipe.checkpoints import (
     all_checkpoint_settings,
     auto_n,
-    checkpoint_activations,
     checkpoint_metrics,
     checkpoint_settings,
     checkpoint_targets,
-    first_epoch_summary,
-    fraction_with_se,
     settings_of,
     threshold_labels,
 )

@@ -274,15 +274,19 @@ def test_wildcard_patterns_split_the_tasks():
 @pytest.mark.parametrize("dataset", [{"kind": "teacher_mlp", "dim": 4, "teacher_hidden": 6},
                                      {"kind": "diabetes"}])
 def test_each_draw_has_its_own_data_and_a_draw_is_recreated_alone(dataset):
-    from alignlib.ensembles.data import make_task_data
+    from alignlib.ensembles.data import make_task_data, ood_probe_set
 
     cfg = config(data_draws=2, dataset=dataset, ood={"kind": "shift", "factor": 2.0})
     settings = trained_tasks(cfg)
-    d0 = make_task_data("a_draw0", settings["a_draw0"])
-    d1 = make_task_data("a_draw1", settings["a_draw1"])
+
+    def with_ood(name):
+        data = make_task_data(name, settings[name])
+        return data.merge(ood_probe_set(name, settings[name], data), combine_attrs="override")
+
+    d0, d1 = with_ood("a_draw0"), with_ood("a_draw1")
     for name in ("train_x", "probe_x", "test_x", "train_y", "ood_x"):
         assert not np.allclose(d0[name].values, d1[name].values), name
-    xr.testing.assert_identical(make_task_data("a_draw1", settings["a_draw1"]), d1)
+    xr.testing.assert_identical(with_ood("a_draw1"), d1)
     # K = 1: the task's own name keys its data, as always
     single = make_task_data("a", config()["tasks"]["a"] | {"dataset": cfg["tasks"]["a"]["dataset"],
                                                              "ood": cfg["tasks"]["a"]["ood"]})

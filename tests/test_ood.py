@@ -228,7 +228,7 @@ def test_tiny_workflow_with_ood(tmp_path):
     cfg = validated(yaml.safe_load((CONFIGS / "tiny_ood.yaml").read_text()))
     run_snakemake(tmp_path, cfg)
     res = tmp_path / "results"
-    data = xr.open_dataset(res / "mlp_ood" / "data" / "data.nc")
+    data = xr.open_dataset(res / "mlp_ood" / "data" / "ood.nc")
     assert data["ood_x"].shape == (48, 5)
     id_table = xr.open_dataset(res / "mlp_ood" / "alignment.nc")
     ood_table = xr.open_dataset(res / "mlp_ood" / "alignment_ood.nc")
