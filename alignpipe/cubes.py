@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shlex
 import shutil
 import tempfile
 from pathlib import Path
@@ -19,8 +20,6 @@ import xarray as xr
 
 # Below this much free space after a failed write, the failure is reported as a full disk.
 LOW_SPACE_BYTES = 16 * 2**20
-# The rule that writes each kind of file: what `snakemake --forcerun` must rerun to rebuild it.
-_WRITER = {"activations": "extract", "models": "train", "data": "task_data"}
 
 
 class CorruptFileError(OSError):
@@ -93,12 +92,12 @@ def _umask() -> int:
     return mask
 
 
-def read_netcdf(path, rule: str | None = None) -> xr.Dataset:
+def read_netcdf(path) -> xr.Dataset:
     """Load a whole NetCDF file into memory and close it (no open handles left behind).
 
     Every NetCDF input of the pipeline is read here. A file that exists but cannot be read
-    raises :class:`CorruptFileError` saying how to rebuild it (``rule``: the rule that writes
-    it, guessed from the path when None); a missing file stays a FileNotFoundError.
+    raises :class:`CorruptFileError` with :func:`rebuild_command`; a missing file stays a
+    FileNotFoundError.
     """
     try:
         with xr.open_dataset(path, engine="netcdf4") as ds:
@@ -106,17 +105,18 @@ def read_netcdf(path, rule: str | None = None) -> xr.Dataset:
     except FileNotFoundError:
         raise
     except (OSError, RuntimeError, ValueError, KeyError, IndexError) as error:
-        rule = rule or writer_rule(path)
-        raise CorruptFileError(f"cannot read {path}: corrupt or truncated; delete it "
-                               f"(or `snakemake --forcerun {rule}`) to rebuild it") from error
+        raise CorruptFileError(f"cannot read {path}: corrupt or truncated; rebuild it and what depends on it "
+                               f"with `{rebuild_command(path)}` (plus this run's --configfile, if any)") from error
 
 
-def writer_rule(path) -> str:
-    """The pipeline rule that writes ``path`` (by its place under results/<task>/)."""
-    path = Path(path)
-    if path.name == "alignment.nc":
-        return "align"
-    return _WRITER.get(path.parent.name, "<the rule that writes it>")
+def rebuild_command(path) -> str:
+    """The command that rebuilds exactly the pipeline output ``path``: its job and the jobs downstream.
+
+    Deleting the file is not enough: Snakemake 9 does not rebuild a missing intermediate file
+    while the final outputs exist ("Nothing to be done"), and ``--forcerun <rule>`` reruns every
+    job of that rule in every task.
+    """
+    return f"snakemake --cores all --forcerun {shlex.quote(str(path))}"
 
 
 def open_activations(files, expected_n=None, key: str = "n") -> xr.Dataset:
@@ -136,7 +136,7 @@ def open_activations(files, expected_n=None, key: str = "n") -> xr.Dataset:
     files = [Path(f) for f in files]
     if not files:
         raise FileNotFoundError("open_activations: no activation cube files given")
-    parts = [read_netcdf(f, rule="extract") for f in files]
+    parts = [read_netcdf(f) for f in files]
     check_cube_ns(files, [part["n"].values for part in parts], expected_n, key)
     ds = xr.concat(parts, dim="n", data_vars="minimal", coords="minimal", compat="override",
                    join="outer", combine_attrs="override")
