@@ -1,4 +1,5 @@
-"""alignlib.claims.claim_tests and alignlib.claims.verdicts on synthetic tables with a known truth.
+"""alignlib.claims.claim_tests (and the calibration tables of alignlib.claims.calibration) on synthetic
+tables with a known truth (whole tables through alignlib.claims.verdicts: tests/test_verdicts.py).
 
 Every claim test is checked both ways, through the functions the pipeline calls: it calls the
 effect where there is one and does not where there is none, and the rules fixed in advance
@@ -20,9 +21,7 @@ from dataclasses import replace
 from itertools import combinations
 
 import numpy as np
-import pandas as pd
 import pytest
-import xarray as xr
 
 from alignlib.claims.calibration import (
     GRIDS,
@@ -56,14 +55,13 @@ from alignlib.claims.claim_tests import (
     location_call,
     location_ratio,
     minimum_near_threshold,
-    panel,
     shape_at,
     snr_steps,
     snr_trend,
     threshold_midpoint,
     threshold_positions,
 )
-from alignlib.claims.verdicts import aggregate, all_verdicts, claim1_verdict, claim2_verdict, claim4_verdict
+from alignlib.claims.verdicts import claim1_verdict, claim2_verdict, claim4_verdict
 
 NS = GRIDS["linear"][0]
 SNRS = np.array([0.1, 0.3, 1, 3, 10, 30, 100])
@@ -77,38 +75,6 @@ def _pairs(S):
 def _bound(rate, reps):
     """The nominal rate plus two of its binomial standard errors (the tolerance of a rate assertion)."""
     return rate + 2 * np.sqrt(rate * (1 - rate) / reps)
-
-
-# ------------------------------------------------------------------ the one aggregation rule
-
-
-@pytest.mark.parametrize("calls, expected", [
-    (["holds", "holds", "undecided"], "holds"),  # undecided cells do not count
-    (["holds", "holds", "fails"], "undecided"),  # a majority holds, but it fails somewhere
-    (["fails", "fails", "holds"], "fails"),
-    (["undecided"] * 3, "undecided"),  # nothing decided
-    (["holds", "fails"], "undecided"),  # no majority either way
-    (["fails"], "fails"),
-    (["holds"], "holds"),
-    (["fails", "undecided", "undecided"], "fails"),
-    (["holds", "fails", "fails", "undecided"], "fails"),
-    ([], "undecided"),
-])
-def test_aggregate_mixed_cells(calls, expected):
-    assert aggregate(calls) == expected
-
-
-def test_aggregate_rejects_unknown_labels():
-    with pytest.raises(ValueError, match="holds/fails/undecided"):
-        aggregate(["holds", "increases"])
-
-
-def test_every_claim_verdict_is_the_aggregate_of_its_cells():
-    rows = [dict(call=c, n=k, snr=float(k)) for k, c in enumerate(["holds", "holds", "fails", "undecided"])]
-    assert claim1_verdict(rows)[0] == aggregate([r["call"] for r in rows]) == "undecided"
-    rows2 = [dict(r, r=np.nan, r_low=np.nan, r_high=np.nan) for r in rows[:2] + rows[3:]]
-    assert claim2_verdict(rows2)[0] == "holds"
-    assert claim4_verdict(dict(call="fails", detail="", estimate=-0.9))[0] == "fails"
 
 
 # ------------------------------------------------------------------ claim 1
@@ -512,76 +478,3 @@ def test_coupling_is_reported_with_an_interval_that_covers():
         assert c["low"] <= c["rho"] <= c["high"]
         hits += c["low"] <= population <= c["high"]
     assert hits >= 24
-
-
-# ------------------------------------------------------------------ whole tables through alignlib.claims.verdicts
-
-
-def _table(values_by_metric, test_error, snrs=SNRS[:3], ns=NS[:4], S=6):
-    ia, ib = _pairs(S)
-    metrics = list(values_by_metric)
-    arr = np.stack([values_by_metric[m] for m in metrics])[:, None]  # metric, layer, snr, n, pair
-    arr = np.concatenate([arr, arr], axis=1)
-    fit = threshold_noise_fit((len(snrs), len(ns)), ns, (ns[1], ns[2]), S)
-    ds = xr.Dataset({"alignment": (("metric", "layer", "snr", "n", "pair"), arr),
-                     "test_error": (("snr", "n", "seed"), test_error),
-                     "noise_fit": (("snr", "n", "seed"), fit)},
-                    coords={"metric": metrics, "layer": ["hidden", "output"], "snr": snrs, "n": ns,
-                            "seed": np.arange(S), "pair": np.arange(len(ia)), "seed_a": ("pair", ia),
-                            "seed_b": ("pair", ib)}, attrs={"task": "toy"})
-    return ds
-
-
-def test_panel_reads_noise_fit_and_test_error_from_the_table():
-    rng = np.random.default_rng(4)
-    err = rng.random((3, 4, 6))
-    ds = _table({"cka_linear": rng.random((3, 4, 15))}, err)
-    p = panel(ds, "cka_linear", "hidden")
-    np.testing.assert_array_equal(p.test_error, err)
-    assert p.noise_fit.shape == (3, 4, 6) and (p.noise_fit[:, :2] == 0).all() and (p.noise_fit[:, 2:] == 1).all()
-
-
-def test_verdicts_for_a_task_without_values_are_explicit():
-    ds = _table({"cka_linear": np.full((3, 4, 15), np.nan)}, np.ones((3, 4, 6)))
-    verdicts, _ = all_verdicts({"toy": ds})
-    mine = verdicts[verdicts.task == "toy"]
-    assert set(mine["verdict"]) == {"undecided"} and sorted(mine.claim) == [1, 2, 4]
-    assert mine["detail"].str.contains("no finite alignment").all()
-    assert set(verdicts[verdicts.claim == 3]["verdict"]) == {"undecided"}
-
-
-def test_claim3_groups_tasks_and_combines_their_verdicts_by_the_common_rule():
-    from alignlib.claims.verdicts import claim3_rows
-
-    heads = pd.DataFrame([
-        dict(task="lin", claim=1, level="headline", verdict="holds"), dict(task="lin", claim=2, level="headline", verdict="holds"),
-        dict(task="mlp", claim=1, level="headline", verdict="holds"), dict(task="mlp", claim=2, level="headline", verdict="undecided"),
-        dict(task="dig", claim=1, level="headline", verdict="holds"), dict(task="dig", claim=2, level="headline", verdict="fails"),
-    ])
-    groups = {"lin": dict(network="linear", target="regression", data="synthetic"),
-              "mlp": dict(network="nonlinear", target="regression", data="synthetic"),
-              "dig": dict(network="nonlinear", target="classification", data="real")}
-    rows = claim3_rows(heads, groups).set_index("task")
-    assert rows.loc["network = linear", "verdict"] == "holds"
-    assert rows.loc["network = nonlinear", "verdict"] == "undecided"  # holds, undecided, holds, fails: fails once
-    assert rows.loc["target = regression", "verdict"] == "holds"  # 3 of 3 decided cells hold
-    assert rows.loc["target = classification", "verdict"] == "undecided"  # holds, fails: no majority
-    assert "mlp claim 2" in rows.loc["data = synthetic", "detail"]
-    assert rows.loc["all groups", "verdict"] == "holds" and rows.loc["all groups", "level"] == "headline"
-
-
-def test_verdicts_and_figures_say_when_diverged_members_were_excluded():
-    from alignpipe.figures import alignment_vs_n
-    from alignlib.stats.threshold import threshold_with_interval
-
-    rng = np.random.default_rng(6)
-    align = 0.5 + 0.01 * rng.normal(size=(3, 4, 15))
-    ds = _table({"cka_linear": align}, np.ones((3, 4, 6)) + 0.01 * rng.normal(size=(3, 4, 6)))
-    ds = ds.merge(threshold_with_interval(ds["noise_fit"], tol=0.01, n_boot=20))
-    ds = ds.merge(xr.Dataset({"test_error_peak": ("snr", [np.nan] * 3)}, coords={"snr": ds["snr"].values}))
-    ds.attrs["diverged_note"] = "2 of 72 members diverged during training and are excluded"
-    verdicts, _ = all_verdicts({"toy": ds})
-    mine = verdicts[verdicts.task == "toy"]
-    assert mine["detail"].str.startswith("[2 of 72 members diverged").all()
-    fig = alignment_vs_n(ds)
-    assert "diverged" in fig._suptitle.get_text()
