@@ -24,8 +24,8 @@ from alignlib.ensembles.alignment import member_pairs
 from alignlib.stats.threshold import threshold_with_interval
 from alignpipe.figures import alignment_vs_n
 
-NS = GRIDS["linear"][0]
-SNRS = np.array([0.1, 0.3, 1, 3, 10, 30, 100])
+# the tables' grid: the first 3 SNRs and 4 sample sizes of the calibration's linear grid
+TABLE_SNRS, TABLE_NS = np.array([0.1, 0.3, 1.0]), GRIDS["linear"][0][:4]
 
 
 # ------------------------------------------------------------------ the one aggregation rule
@@ -63,7 +63,7 @@ def test_every_claim_verdict_is_the_aggregate_of_its_cells():
 # ------------------------------------------------------------------ whole tables through alignlib.claims.verdicts
 
 
-def _table(values_by_metric, test_error, snrs=SNRS[:3], ns=NS[:4], S=6):
+def _table(values_by_metric, test_error, snrs=TABLE_SNRS, ns=TABLE_NS, S=6):
     ia, ib = member_pairs(range(S))
     metrics = list(values_by_metric)
     arr = np.stack([values_by_metric[m] for m in metrics])[:, None]  # metric, layer, snr, n, pair
