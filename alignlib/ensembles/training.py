@@ -29,6 +29,16 @@ Stopping rules (a member stops at the first that holds, or at max_steps):
 - fit (when ``fit_tol`` is given): the training error is at most fit_tol
   (regression: MSE over ``fit_scale``, the member's noise variance in the pipeline, else
   the variance of its noisy targets; classification: 0-1 error).
+
+Layout: :class:`TrainSettings` says how to train, :func:`training_problem` holds the data and the
+statistics the steps use, :func:`initial_state` the weights and optimizer moments; :func:`train`
+loops :func:`train_step`, which takes :func:`gradients`, applies the stopping rules
+(:func:`converged_by_tol`; :func:`fitted_by_fit_tol` when :func:`fit_check_due`;
+:func:`reached_max_steps`; :func:`all_stopped`) and then :func:`apply_update`, one function per
+optimizer (:func:`gd_update`, :func:`preconditioned_gd_update`, :func:`adam_update`).
+:func:`diverged_members` judges the result afterwards. :func:`train_ensemble` is ``train`` with the
+settings as keywords. Members with different sample sizes in one batch need a sample mask in
+``gradients``, ``fitted_by_fit_tol`` and ``member_loss`` only: the updates act per member already.
 """
 
 from __future__ import annotations
