@@ -67,6 +67,13 @@ def options_of(metrics):
 METRIC_OPTIONS = options_of(config["metrics"])
 
 
+def ood_task_metrics(wildcards):
+    """The metrics of a task's OOD alignment (alignpipe.ood); a draw: its task's."""
+    from alignpipe.ood import ood_metrics
+
+    return ood_metrics(TASK_CONFIG, wildcards.task)
+
+
 def _subset(cfg, keys):
     return {key: cfg[key] for key in keys if key in cfg}
 

@@ -54,10 +54,6 @@ rule extract_ood:
         "../scripts/extract.py"
 
 
-def ood_task_metrics(wildcards):
-    return ood_metrics(TASK_CONFIG, wildcards.task)  # a draw: its task's
-
-
 rule align_ood:
     wildcard_constraints:
         task=TRAINED_TASK,  # a task with data draws: its draws' tables are combined (rules/draws.smk)

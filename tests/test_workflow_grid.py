@@ -40,7 +40,7 @@ def job_counts(text: str) -> dict:
     counts = {}
     for line in table.splitlines()[3:]:
         match = re.match(r"^(\w+)\s+(\d+)\s*$", line)
-        if match:
+        if match and match.group(1) != "total":
             counts[match.group(1)] = int(match.group(2))
         elif line.strip() == "" and counts:
             break
