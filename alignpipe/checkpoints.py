@@ -71,7 +71,7 @@ def checkpoint_settings(config: dict, task: str) -> dict | None:
                              f"tasks.{task}.n {list(task_cfg['n'])} (or say auto)")
         n = sorted({int(v) for v in n})
     metrics = list(spec.get("metrics") or [])
-    from alignpipe.config import KNOWN_METRICS
+    from alignlib.metrics.names import METRIC_NAMES as KNOWN_METRICS
 
     unknown = [m for m in metrics if m not in KNOWN_METRICS]
     if unknown:

@@ -19,10 +19,10 @@ from alignpipe.taskspec import IMAGE_DATASETS, has_linear_theory, is_classificat
 
 # The metric names without torch (alignlib.metrics.names, the registry's one source)
 from alignlib.metrics.names import METRIC_NAMES as KNOWN_METRICS  # noqa: E402
-
-
-class ConfigError(ValueError):
-    """A config value that the pipeline cannot run with; the message names the key."""
+from alignpipe.checkpoints import all_checkpoint_settings  # noqa: E402
+from alignpipe.draws import check_draws, data_draws  # noqa: E402
+from alignpipe.errors import ConfigError  # noqa: E402,F401  (re-exported)
+from alignpipe.ood import check_ood_config  # noqa: E402
 
 
 def key_path(path) -> str:
@@ -68,8 +68,6 @@ def check_config(config: dict, check_files: bool = True) -> None:
     if unknown:
         raise ConfigError(f"invalid config key 'metric_options': unknown metric(s) {unknown}; "
                           f"known: {list(KNOWN_METRICS)}")
-    from alignpipe.draws import check_draws
-
     check_draws(config)  # data_draws: an integer >= 1 per task, no name clash, no checkpoints with K > 1
     sizes = []  # every task whose data set is too small, reported together
     for name, task in config["tasks"].items():
@@ -265,6 +263,11 @@ def checked_config(config: dict, schema_path, check_files: bool = True) -> dict:
         raise ConfigError(problem)
     with_defaults(config, schema_path)
     check_config(config, check_files=check_files)
+    check_ood_config(config)  # a kind the data set lacks, OOD metrics outside `metrics`, ...
+    try:
+        all_checkpoint_settings(config)
+    except ValueError as error:  # names the checkpoints key
+        raise ConfigError(str(error)) from None
     return config
 
 
@@ -341,8 +344,6 @@ def plan_summary(config: dict) -> str:
     bytes_per_value = 2 if config.get("activation_dtype") == "float16" else 4
     members = jobs = cube_bytes = 0
     lines = []
-    from alignpipe.draws import data_draws
-
     for name, task in config["tasks"].items():
         draws = data_draws(config, name)
         task_members = len(task["snr"]) * len(task["n"]) * task["seeds"] * draws

@@ -7,7 +7,7 @@ points get members nested in K independent data draws.
 
 **Streams and files.** Draw k of task ``t`` is trained, extracted and aligned as an internal task
 named ``t_draw<k>`` (k = 0 .. K-1) with the task's own settings, under ``results/t_draw<k>/``.
-Every random stream of the pipeline is keyed by the task's name (``alignlib.ensembles.seeding.stream``), so
+Every random stream of the pipeline is keyed by the task's name (``alignlib.seeding.stream``), so
 the internal name keys all of a draw's randomness: its inputs, teacher or split, probes, test set
 and OOD probes, and its members' noise, initialisation and chance permutations. A single member
 (draw k, snr, n, seed s) is re-created alone as member (snr, n, s) of task ``t_draw<k>``, and no
@@ -61,6 +61,8 @@ import re
 import numpy as np
 import xarray as xr
 
+from alignpipe.errors import ConfigError
+
 DRAW_SEPARATOR = "_draw"
 
 #: Per-grid-point variables combined by a mean over draws, and by their maximum.
@@ -71,7 +73,6 @@ NOTE_VARIABLES = ("alignment_note", "chance_note")
 
 
 def _config_error(message: str):
-    from alignpipe.config import ConfigError  # lazily: alignpipe.config imports this module in check_config
 
     return ConfigError(message)
 

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from alignpipe.config import KNOWN_METRICS, ConfigError
+from alignlib.metrics.names import METRIC_NAMES as KNOWN_METRICS
+from alignpipe.errors import ConfigError
 from alignpipe.taskspec import END_TO_END_METRICS, IMAGE_DATASETS, OOD_KINDS
 
 if TYPE_CHECKING:  # the Snakefile imports this module: pandas and xarray only where used

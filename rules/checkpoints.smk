@@ -4,10 +4,7 @@
 # for the task's primary metric (and checkpoints.metrics), summarised (first-epoch fraction) and drawn.
 from alignpipe.checkpoints import all_checkpoint_settings, checkpoint_metrics, checkpoint_targets, settings_of
 
-try:  # a bad value fails before any job, naming the key
-    CHECKPOINTS = all_checkpoint_settings(config)
-except ValueError as error:
-    raise WorkflowError(str(error)) from None
+CHECKPOINTS = all_checkpoint_settings(config)  # checked with the rest of the config (alignpipe.config)
 # what rule all asks for (Snakefile): per task with checkpoints, its figure and summary
 CHECKPOINT_TARGETS = checkpoint_targets(CHECKPOINTS, RESULTS)
 

@@ -4,6 +4,7 @@ from functools import lru_cache
 
 from alignpipe.draws import draw_tasks, excluding_pattern, multi_draw_tasks, parent_task, task_pattern, trained_tasks
 from alignpipe.jobsize import cube_groups, metric_groups, n_groups, part_name, task_priorities, train_seconds
+from alignpipe.ood import ood_metrics
 from alignpipe.refine import grid_n, read_refinement
 
 RESULTS = config["results"]
@@ -69,8 +70,6 @@ METRIC_OPTIONS = options_of(config["metrics"])
 
 def ood_task_metrics(wildcards):
     """The metrics of a task's OOD alignment (alignpipe.ood); a draw: its task's."""
-    from alignpipe.ood import ood_metrics
-
     return ood_metrics(TASK_CONFIG, wildcards.task)
 
 

@@ -1,12 +1,7 @@
 # Out-of-distribution probes (a task's `ood` section; alignpipe.ood): the members' activations on the
 # task's OOD probes (data/ood.nc's ood_x), one cube per in-distribution cube; their alignment for the OOD
 # metrics in alignment_ood.nc; the per-layer comparison with alignment.nc in ood_summary.csv and a figure.
-from alignpipe.ood import check_ood_config, ood_metrics
-
-try:  # before any job: a kind the data set lacks, OOD metrics outside `metrics`, ...
-    check_ood_config(config)
-except ConfigError as error:
-    raise WorkflowError(str(error)) from None
+# (the config's OOD checks ran with the rest of its validation: alignpipe.config.checked_config)
 
 
 # The OOD probe set (data/ood.nc) has a job of its own, so that changing the task's `ood` settings

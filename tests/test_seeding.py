@@ -1,8 +1,8 @@
-"""alignlib.ensembles.seeding: random streams keyed by what they are for."""
+"""alignlib.seeding: random streams keyed by what they are for."""
 import numpy as np
 import pytest
 
-from alignlib.ensembles.seeding import stream
+from alignlib.seeding import stream
 
 
 def test_streams_depend_on_keys_not_order():

@@ -16,7 +16,7 @@ import xarray as xr
 from alignlib import __version__
 from alignlib.ensembles.networks import Architecture, end_to_end, forward, init_member, stack_members
 from alignlib.ensembles.noise import SNR_DEFINITIONS, corrupt, member_noise_rng
-from alignlib.ensembles.seeding import stream
+from alignlib.seeding import stream
 from alignlib.stats.threshold import noise_fit_definition
 from alignlib.ensembles.training import chunked_forward, train_ensemble
 

@@ -21,7 +21,7 @@ import numpy as np
 import xarray as xr
 
 from alignlib import __version__
-from alignlib.ensembles.seeding import stream
+from alignlib.seeding import stream
 from alignlib.ensembles.datasets import OOD_KINDS, SYNTHETIC
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from alignlib.ensembles.seeding import stream
+from alignlib.seeding import stream
 
 SNR_DEFINITIONS = {
     "target_gaussian": "SNR = Var(clean target) / sigma^2; targets (one-hot for classification) + N(0, sigma^2)",

@@ -7,7 +7,7 @@ probe-wise structure: its chance level.
 
 For one grid point (metric, layer, snr, n) the pipeline takes K = ``draws`` shuffled pairs,
 vectorised with ``alignlib.metrics.pairwise``: a round shuffles the probes of m members, each by
-its own permutation from ``alignlib.ensembles.seeding.stream(base_seed, task, "chance", metric, layer,
+its own permutation from ``alignlib.seeding.stream(base_seed, task, "chance", metric, layer,
 snr, n, round, slot)``, and takes ``pairwise`` of the m shuffled members; its pairs (i < j, in
 ``alignment.member_pairs`` order) are draws, m is the smallest number giving the draws still
 needed (at most the S members), and round r uses the m members from position r*m (cyclically),
@@ -34,7 +34,7 @@ import torch
 
 from alignlib.metrics._api import pairwise
 from alignlib.metrics._registry import get_metric
-from alignlib.ensembles.seeding import stream
+from alignlib.seeding import stream
 
 #: Why an end-to-end metric has no chance level.
 END_TO_END_REASON = ("compares the members' end-to-end maps (weights), not their responses to "
