@@ -306,3 +306,88 @@ def test_train_ensemble_is_train_with_those_settings(kwargs):
         assert torch.equal(pa, pb)
     np.testing.assert_array_equal(a.steps, b.steps)
     np.testing.assert_array_equal(a.final_loss, b.final_loss)
+
+
+# --------------------------------------------------------------------------- batching across sample sizes
+
+
+def _across_n_case(arch, loss, counts, members_seed=20):
+    """Members with their own sample counts: shared inputs (max(counts), d), targets per member."""
+    rng = np.random.default_rng(members_seed)
+    n_max, d = max(counts), arch.widths[0]
+    x = torch.tensor(rng.standard_normal((n_max, d)))
+    if loss == "cross_entropy":
+        y = torch.tensor(rng.integers(0, arch.widths[-1], (len(counts), n_max)))
+    else:
+        y = torch.tensor(rng.standard_normal((len(counts), n_max, arch.widths[-1])))
+    params = stack_members([init_member(arch, 0.5, np.random.default_rng(members_seed + i))
+                            for i in range(len(counts))], torch.float64, "cpu")
+    return x, y, params
+
+
+@pytest.mark.parametrize("arch,settings", [
+    (Architecture((4, 6, 1)), TrainSettings(optimizer="preconditioned_gd", lr=1.0, max_steps=300, tol=1e-9)),
+    (Architecture((4, 6, 1), activation="relu", bias=True),
+     TrainSettings(optimizer="adam", lr=0.02, max_steps=120, tol=1e-6, fit_tol=1e-3)),
+    (Architecture((4, 6, 3), activation="tanh", bias=True),
+     TrainSettings(optimizer="adam", lr=0.05, max_steps=150, tol=1e-6, loss="cross_entropy", fit_tol=0.0)),
+    (Architecture((4, 5, 1), activation="tanh"), TrainSettings(optimizer="gd", lr=0.05, max_steps=80, tol=1e-9)),
+])
+def test_members_of_several_sample_sizes_train_as_at_their_own_n(arch, settings):
+    """Padded to the largest n with a sample mask: weights, steps, criterion and losses as when each n is
+    trained alone (to 1e-10: only summation order differs); padded rows' values never matter."""
+    counts = [5, 8, 8, 12, 5]
+    x, y, params = _across_n_case(arch, settings.loss, counts)
+    batch = train(arch, params, x, y, settings, sample_counts=counts)
+    garbage = y.clone()
+    for b, n in enumerate(counts):
+        garbage[b, n:] = 1 if y.dtype == torch.long else 1e3
+    padded_differently = train(arch, params, x, garbage, settings, sample_counts=counts)
+    for pa, pb in zip(batch.params, padded_differently.params):
+        assert torch.equal(pa, pb)
+    for n in sorted(set(counts)):
+        idx = [b for b, c in enumerate(counts) if c == n]
+        alone = train(arch, [p[idx] for p in params], x[:n], y[idx, :n], settings)
+        for pb, pa in zip(batch.params, alone.params):
+            torch.testing.assert_close(pb[idx], pa, rtol=1e-10, atol=1e-10)
+        np.testing.assert_array_equal(batch.steps[idx], alone.steps)
+        np.testing.assert_array_equal(batch.converged[idx], alone.converged)
+        for name in ("criterion", "initial_loss", "final_loss"):
+            np.testing.assert_allclose(getattr(batch, name)[idx], getattr(alone, name), rtol=1e-10, atol=1e-12)
+    assert batch.steps.min() < settings.max_steps or settings.optimizer == "gd"  # some member stopped early
+
+
+def test_sample_size_statistics_are_those_of_each_n_alone():
+    arch = Architecture((3, 4, 1))
+    x, y, _ = _across_n_case(arch, "mse", [4, 7, 7])
+    settings = TrainSettings(fit_tol=0.1)
+    problem = training_problem(arch, x, y, settings, dtype=torch.float64, sample_counts=[4, 7, 7])
+    assert problem.mask.tolist()[0] == [True] * 4 + [False] * 3 and problem.mask[1:].all()
+    alone = training_problem(arch, x[:4], y[:1, :4], settings, dtype=torch.float64)
+    for name in ("precond", "cov", "cross", "target_scale"):
+        assert torch.equal(getattr(problem, name)[0], getattr(alone, name)[0] if name in ("cross", "target_scale")
+                           else getattr(alone, name))
+    with pytest.raises(ValueError, match="full-batch training only"):
+        training_problem(arch, x, y, TrainSettings(optimizer="adam", batch_size=5), sample_counts=[4, 7, 7])
+    with pytest.raises(ValueError, match="1 to 7 samples"):
+        training_problem(arch, x, y, settings, sample_counts=[4, 8, 7])
+
+
+@pytest.mark.parametrize("sample_counts", [None, [6, 9, 9, 12]])
+def test_asking_whether_anyone_trains_every_k_steps_changes_nothing(sample_counts):
+    """sync_every = k: the host asks "any member still active?" every k steps; stopped members are frozen
+    by the mask, so weights, steps and criterion are bit for bit those of asking every step."""
+    arch = Architecture((4, 6, 3), activation="relu", bias=True)
+    x, y, params = _across_n_case(arch, "cross_entropy", [12] * 4 if sample_counts is None else sample_counts)
+    settings = TrainSettings(optimizer="adam", lr=0.05, max_steps=400, tol=1e-6, loss="cross_entropy", fit_tol=0.0)
+    every = train(arch, params, x, y, settings, sample_counts=sample_counts, checkpoints=[0, 10, 390])
+    assert every.converged.all() and every.steps.max() < 390  # all stopped well before max_steps
+    for k in (7, 50):
+        sparse = train(arch, params, x, y, settings, sample_counts=sample_counts, checkpoints=[0, 10, 390],
+                       sync_every=k)
+        for pa, pb in zip(every.params + every.checkpoints[2], sparse.params + sparse.checkpoints[2]):
+            assert torch.equal(pa, pb)
+        np.testing.assert_array_equal(every.steps, sparse.steps)
+        np.testing.assert_array_equal(every.criterion, sparse.criterion)
+    with pytest.raises(ValueError, match="sync_every"):
+        train(arch, params, x, y, settings, sync_every=0)

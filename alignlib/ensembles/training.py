@@ -37,8 +37,21 @@ loops :func:`train_step`, which takes :func:`gradients`, applies the stopping ru
 :func:`reached_max_steps`; :func:`all_stopped`) and then :func:`apply_update`, one function per
 optimizer (:func:`gd_update`, :func:`preconditioned_gd_update`, :func:`adam_update`).
 :func:`diverged_members` judges the result afterwards. :func:`train_ensemble` is ``train`` with the
-settings as keywords. Members with different sample sizes in one batch need a sample mask in
-``gradients``, ``fitted_by_fit_tol`` and ``member_loss`` only: the updates act per member already.
+settings as keywords.
+
+Batching across sample sizes (``sample_counts``): members with different n train in one batch on
+inputs padded to the largest n; member b sees the first ``sample_counts[b]`` rows only. The sample
+mask (``TrainingProblem.mask``) enters the loss and its gradients (:func:`gradients`), the fit rule
+(:func:`fitted_by_fit_tol`, :func:`training_error`) and :func:`member_loss`, each a mean over the
+member's own rows; the data statistics (preconditioner, X^T X / n, X^T Y / n, the targets' variance)
+are computed per sample size exactly as for that n alone. The updates act per member already. Full
+batch only: a minibatch order belongs to one n. With no ``sample_counts`` the unmasked code runs,
+operation for operation as before.
+
+Host synchronisation: :func:`all_stopped` is the one host sync of a step; ``train(sync_every=k)``
+asks it every k steps only (on an accelerator). Member-level stopping stays exact: a stopped member
+is frozen by the update's mask (weights, optimizer moments, step count, criterion), so the at most
+k - 1 steps run after the last member stopped change nothing.
 """
 
 from __future__ import annotations
@@ -86,24 +99,43 @@ def whitened_sq_norm(params, cov):
     return first + sum(p.flatten(1).pow(2).sum(1) for p in params[1:])
 
 
-def training_error(out: torch.Tensor, y: torch.Tensor, loss: str, target_scale) -> torch.Tensor:
-    """Per member: MSE / target_scale for regression targets, 0-1 error for class labels."""
+def sample_mask(counts, n_samples: int, device=None) -> torch.Tensor:
+    """(B, n_samples) bool: sample i belongs to member b when i < counts[b]."""
+    counts = torch.as_tensor(counts, device=device)
+    return torch.arange(n_samples, device=counts.device) < counts[:, None]
+
+
+def mean_over_samples(values: torch.Tensor, mask: torch.Tensor | None = None, counts=None) -> torch.Tensor:
+    """Per member, the mean of ``values`` (B, n) over its samples: all n without a mask, else the masked
+    ones (``mask`` (B, n) bool, ``counts`` (B,) their number, in ``values``' dtype)."""
+    if mask is None:
+        return values.mean(-1)
+    return torch.where(mask, values, torch.zeros((), dtype=values.dtype, device=values.device)).sum(-1) / counts
+
+
+def training_error(out: torch.Tensor, y: torch.Tensor, loss: str, target_scale, mask=None,
+                   counts=None) -> torch.Tensor:
+    """Per member: MSE / target_scale for regression targets, 0-1 error for class labels (over the
+    member's own samples with a sample ``mask``)."""
     if y.dtype == torch.long:
-        return (out.argmax(-1) != y).to(out.dtype).mean(-1)
-    return ((out - y) ** 2).sum(-1).mean(-1) / target_scale
+        return mean_over_samples((out.argmax(-1) != y).to(out.dtype), mask, counts)
+    return mean_over_samples(((out - y) ** 2).sum(-1), mask, counts) / target_scale
 
 
 # A member whose final training loss exceeds this many times its initial loss has diverged.
 DIVERGENCE_FACTOR = 100.0
 
 
-def member_loss(arch, params, x, y, loss: str, chunk: int | None = None) -> torch.Tensor:
-    """Per member, the training loss being minimised (float64): half the mean squared error, or cross-entropy."""
+def member_loss(arch, params, x, y, loss: str, chunk: int | None = None, mask=None, counts=None) -> torch.Tensor:
+    """Per member, the training loss being minimised (float64): half the mean squared error, or cross-entropy
+    (over the member's own samples with a sample ``mask``)."""
     with torch.no_grad():
         out = chunked_forward(arch, params, x, chunk).double()
+        counts = None if counts is None else counts.double()
         if loss == "cross_entropy":
-            return torch.nn.functional.cross_entropy(out.transpose(1, 2), y, reduction="none").mean(-1)
-        return 0.5 * ((out - y.double()) ** 2).sum(-1).mean(-1)
+            return mean_over_samples(torch.nn.functional.cross_entropy(out.transpose(1, 2), y, reduction="none"),
+                                     mask, counts)
+        return 0.5 * mean_over_samples(((out - y.double()) ** 2).sum(-1), mask, counts)
 
 
 def diverged_members(initial_loss, final_loss, params, factor: float = DIVERGENCE_FACTOR) -> np.ndarray:
@@ -169,12 +201,13 @@ def chunked_forward(arch, params, x, chunk: int | None = None) -> torch.Tensor:
     return torch.cat(parts, dim=-2)
 
 
-def _generic_gradients(arch, params, x, y, loss):
+def _generic_gradients(arch, params, x, y, loss, mask=None, counts=None):
     out = forward(arch, params, x)[-1]
     if loss == "cross_entropy":
-        per_member = torch.nn.functional.cross_entropy(out.transpose(1, 2), y, reduction="none").mean(-1)
+        per_member = mean_over_samples(torch.nn.functional.cross_entropy(out.transpose(1, 2), y, reduction="none"),
+                                       mask, counts)
     else:
-        per_member = 0.5 * ((out - y) ** 2).sum(dim=-1).mean(dim=-1)
+        per_member = 0.5 * mean_over_samples(((out - y) ** 2).sum(dim=-1), mask, counts)
     grads = torch.autograd.grad(per_member.sum(), params)
     gnorm = torch.sqrt(sum(g.flatten(1).pow(2).sum(1) for g in grads))
     pnorm = torch.sqrt(sum(p.detach().flatten(1).pow(2).sum(1) for p in params))
@@ -230,6 +263,9 @@ class TrainingProblem:
     cov: torch.Tensor | None = None
     cross: torch.Tensor | None = None
     target_scale: torch.Tensor | None = None
+    # batching across sample sizes: (B, n) bool, member b's samples, and (B,) their number (x's dtype)
+    mask: torch.Tensor | None = None
+    counts: torch.Tensor | None = None
 
     @property
     def n_samples(self) -> int:
@@ -245,8 +281,11 @@ def check_settings(arch: Architecture, settings: TrainSettings, n_samples: int) 
 
 
 def training_problem(arch: Architecture, x: torch.Tensor, y: torch.Tensor, settings: TrainSettings,
-                     fit_scale=None, dtype=None, device=None) -> TrainingProblem:
-    """The problem with the data statistics ``settings`` need (see ``train`` for ``fit_scale``)."""
+                     fit_scale=None, dtype=None, device=None, sample_counts=None) -> TrainingProblem:
+    """The problem with the data statistics ``settings`` need (see ``train`` for ``fit_scale`` and
+    ``sample_counts``)."""
+    if sample_counts is not None:
+        return _masked_problem(arch, x, y, settings, fit_scale, dtype, device, sample_counts)
     minibatch = settings.minibatch(x.shape[-2])
     problem = TrainingProblem(arch, x, y, minibatch, analytic=arch.is_linear and settings.loss == "mse"
                               and not minibatch)
@@ -258,6 +297,58 @@ def training_problem(arch: Architecture, x: torch.Tensor, y: torch.Tensor, setti
     if settings.fit_tol is not None and y.dtype != torch.long:
         problem.target_scale = (y.var(dim=-2, unbiased=False).sum(-1) if fit_scale is None
                                 else torch.as_tensor(fit_scale, dtype=dtype, device=device)).clamp_min(1e-300)
+    return problem
+
+
+def sample_size_groups(counts) -> dict[int, np.ndarray]:
+    """{n: indices of the members with n samples}, n ascending."""
+    counts = np.asarray(counts)
+    return {int(n): np.flatnonzero(counts == n) for n in np.unique(counts)}
+
+
+def _masked_problem(arch, x, y, settings, fit_scale, dtype, device, sample_counts) -> TrainingProblem:
+    """The problem of members with their own sample counts: the mask, and every data statistic computed
+    per sample size on exactly that size's rows (the same operations as for that n alone)."""
+    counts = np.asarray(sample_counts, dtype=np.int64)
+    n_max, n_members = x.shape[-2], y.shape[0]
+    if counts.shape != (n_members,) or counts.min() < 1 or counts.max() > n_max:
+        raise ValueError(f"sample_counts must give each of the {n_members} members 1 to {n_max} samples, "
+                         f"got {counts.tolist()}")
+    if any(settings.minibatch(int(n)) for n in np.unique(counts)):
+        raise ValueError("batching across sample sizes is for full-batch training only (a minibatch order "
+                         "belongs to one n): set training.batch_size to null or train each n apart")
+    groups = sample_size_groups(counts)
+    problem = TrainingProblem(arch, x, y, minibatch=False, analytic=arch.is_linear and settings.loss == "mse",
+                              mask=sample_mask(counts, n_max, x.device),
+                              counts=torch.as_tensor(counts, dtype=x.dtype, device=x.device))
+
+    def rows(n, idx):  # the inputs of the members idx, their first n rows
+        return x[:n] if x.dim() == 2 else x[torch.as_tensor(idx, device=x.device), :n]
+
+    def per_member(stat):  # (B, ...) from stat(n, idx) of each sample size
+        out = None
+        for n, idx in groups.items():
+            value = stat(n, idx)
+            if out is None:
+                out = torch.empty((n_members, *value.shape[-2:]), dtype=value.dtype, device=value.device)
+            out[torch.as_tensor(idx, device=value.device)] = value
+        return out
+
+    if settings.optimizer == "preconditioned_gd" or problem.analytic:
+        problem.precond = per_member(lambda n, idx: input_preconditioner(rows(n, idx)))
+        problem.cov = per_member(lambda n, idx: rows(n, idx).transpose(-1, -2) @ rows(n, idx) / n)
+    if problem.analytic:
+        problem.cross = per_member(lambda n, idx: torch.matmul(
+            rows(n, idx).transpose(-1, -2), y[torch.as_tensor(idx, device=y.device), :n]) / n)
+    if settings.fit_tol is not None and y.dtype != torch.long:
+        if fit_scale is None:
+            scale = torch.empty(n_members, dtype=y.dtype, device=y.device)
+            for n, idx in groups.items():
+                index = torch.as_tensor(idx, device=y.device)
+                scale[index] = y[index, :n].var(dim=-2, unbiased=False).sum(-1)
+        else:
+            scale = torch.as_tensor(fit_scale, dtype=dtype, device=device)
+        problem.target_scale = scale.clamp_min(1e-300)
     return problem
 
 
@@ -327,7 +418,8 @@ def gradients(problem: TrainingProblem, settings: TrainSettings, state: TrainSta
                                          settings.loss)
         crit = torch.full((params[0].shape[0],), float("inf"), dtype=params[0].dtype, device=params[0].device)
         return grads, crit.detach(), None, epoch_end
-    grads, crit, out = _generic_gradients(problem.arch, params, problem.x, problem.y, settings.loss)
+    grads, crit, out = _generic_gradients(problem.arch, params, problem.x, problem.y, settings.loss, problem.mask,
+                                          problem.counts)
     return grads, crit.detach(), out, False
 
 
@@ -353,7 +445,8 @@ def fitted_by_fit_tol(problem: TrainingProblem, settings: TrainSettings, params,
     if out is None:
         with torch.no_grad():
             out = chunked_forward(problem.arch, params, problem.x, settings.batch_size)
-    return training_error(out, problem.y, settings.loss, problem.target_scale) <= settings.fit_tol
+    return training_error(out, problem.y, settings.loss, problem.target_scale, problem.mask,
+                          problem.counts) <= settings.fit_tol
 
 
 def reached_max_steps(step: int, settings: TrainSettings) -> bool:
@@ -417,16 +510,18 @@ def apply_update(problem: TrainingProblem, settings: TrainSettings, state: Train
 # ---------------------------------------------------------------------------------- the loop
 
 
-def train_step(problem: TrainingProblem, settings: TrainSettings, state: TrainState, step: int) -> bool:
+def train_step(problem: TrainingProblem, settings: TrainSettings, state: TrainState, step: int,
+               check_stopped: bool = True) -> bool:
     """Step ``step`` of every member: its gradients, the stopping rules, then the update of the members
-    still active. Returns False when training ends here (``max_steps`` reached or every member stopped)."""
+    still active. Returns False when training ends here (``max_steps`` reached, or every member stopped:
+    asked only with ``check_stopped``, the step's one host synchronisation)."""
     grads, crit, out, epoch_end = gradients(problem, settings, state)
     state.criterion = torch.where(state.active, crit, state.criterion)
     done = converged_by_tol(crit, settings.tol)
     if fit_check_due(settings, problem.minibatch, epoch_end, step):
         done = done | fitted_by_fit_tol(problem, settings, state.params, out)
     state.active = state.active & ~done
-    if reached_max_steps(step, settings) or all_stopped(state.active):
+    if reached_max_steps(step, settings) or (check_stopped and all_stopped(state.active)):
         return False
     apply_update(problem, settings, state, grads, step)
     state.steps += state.active.long()
@@ -435,7 +530,7 @@ def train_step(problem: TrainingProblem, settings: TrainSettings, state: TrainSt
 
 def train(arch: Architecture, params: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor,
           settings: TrainSettings, *, fit_scale=None, progress=None, checkpoints=None,
-          checkpoint_unit: str = "auto") -> TrainResult:
+          checkpoint_unit: str = "auto", sample_counts=None, sync_every: int = 1) -> TrainResult:
     """Train every member on inputs x ((n, d) shared, or (B, n, d) per member) and its own targets.
 
     ``y``: float targets (B, n, out) for ``loss='mse'``, integer labels (B, n) for
@@ -456,18 +551,28 @@ def train(arch: Architecture, params: list[torch.Tensor], x: torch.Tensor, y: to
     (``checkpoints``, at ``checkpoint_steps``); checkpoint 0 is the initialisation, and a member
     that has stopped (or every member, past the last step) keeps its final weights. Recording
     copies weights only, so the training itself is the same with or without checkpoints.
+
+    ``sample_counts`` (B,): member b trains on the first ``sample_counts[b]`` rows of x and of its targets
+    (the rest is padding, any finite values), full batch only; every mean over samples (loss, gradients,
+    fit rule, losses) is then over the member's own rows. None: every member on all rows.
+
+    ``sync_every`` = k: ask whether any member is still training (a host synchronisation on an
+    accelerator) every k steps only; the results are the same for every k (stopped members are frozen).
     """
     n_samples = x.shape[-2]
-    check_settings(arch, settings, n_samples)
-    problem = training_problem(arch, x, y, settings, fit_scale, params[0].dtype, params[0].device)
+    if sync_every < 1:
+        raise ValueError(f"sync_every must be >= 1, got {sync_every}")
+    check_settings(arch, settings, n_samples if sample_counts is None else int(np.min(sample_counts)))
+    problem = training_problem(arch, x, y, settings, fit_scale, params[0].dtype, params[0].device, sample_counts)
     state = initial_state(problem, settings, params)
-    initial_loss = member_loss(arch, state.params, x, y, settings.loss, settings.batch_size)  # for divergence
+    initial_loss = member_loss(arch, state.params, x, y, settings.loss, settings.batch_size,  # for divergence
+                               problem.mask, problem.counts)
     schedule = None if checkpoints is None else checkpoint_schedule(checkpoints, n_samples, settings.batch_size,
                                                                     checkpoint_unit)
     for step in range(settings.max_steps + 1):
         if schedule is not None:
             _record_checkpoints(state.saved, schedule, step, state.params)
-        if not train_step(problem, settings, state, step):
+        if not train_step(problem, settings, state, step, check_stopped=step % sync_every == 0):
             break
         if progress is not None and step % 500 == 0:
             progress(step, int(state.active.sum()))
@@ -478,7 +583,8 @@ def _result(problem: TrainingProblem, settings: TrainSettings, state: TrainState
             schedule) -> TrainResult:
     """The TrainResult of a finished run: final losses, divergence, and the checkpoints past the end."""
     params = state.params
-    final_loss = member_loss(problem.arch, params, problem.x, problem.y, settings.loss, settings.batch_size)
+    final_loss = member_loss(problem.arch, params, problem.x, problem.y, settings.loss, settings.batch_size,
+                             problem.mask, problem.counts)
     if schedule is not None:  # checkpoints after training ended: the final (frozen) weights
         _record_checkpoints(state.saved, schedule, int(schedule[-1]) if len(schedule) else 0, params)
     return TrainResult(
@@ -496,8 +602,9 @@ def _result(problem: TrainingProblem, settings: TrainSettings, state: TrainState
 
 def train_ensemble(arch: Architecture, params: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor, *,
                    fit_scale=None, progress=None, checkpoints=None, checkpoint_unit: str = "auto",
-                   **settings) -> TrainResult:
+                   sample_counts=None, sync_every: int = 1, **settings) -> TrainResult:
     """``train`` with the fields of :class:`TrainSettings` as keywords (``optimizer``, ``lr``,
     ``max_steps``, ``tol``, ``loss``, ``fit_tol``, ``batch_size``, ``batch_seed``)."""
     return train(arch, params, x, y, TrainSettings(**settings), fit_scale=fit_scale, progress=progress,
-                 checkpoints=checkpoints, checkpoint_unit=checkpoint_unit)
+                 checkpoints=checkpoints, checkpoint_unit=checkpoint_unit, sample_counts=sample_counts,
+                 sync_every=sync_every)
