@@ -1,5 +1,7 @@
 """alignlib.ensembles.builder: a task's members from its config (architecture, loss, training sets),
 their batched training, their noise fit and their activation cube."""
+import io
+
 import numpy as np
 import pytest
 import torch
@@ -142,3 +144,84 @@ def test_label_flip_member_predicting_clean_labels_does_not_interpolate():
     assert fit[0] == 1.0  # not one flipped label reproduced
     memorises = torch.nn.functional.one_hot(torch.as_tensor(noisy), 10).double()[None]
     assert noise_fit(cfg, data, 500, memorises, torch.as_tensor(noisy[None]), np.zeros(1), None)[0] == 0.0
+
+
+# --------------------------------------------------------------------------- batching across sample sizes
+
+_MLP_TINY = {"snr": [3, 30], "n": [20, 30, 40], "seeds": 3, "probes": 32, "test_size": 100,
+             "dataset": {"kind": "teacher_mlp", "dim": 5, "teacher_hidden": 8, "target": "regression"},
+             "network": {"kind": "mlp", "hidden": [8], "activation": "relu", "bias": True, "init_scale": 1.0},
+             "noise": {"kind": "target_gaussian"},
+             "training": {"optimizer": "adam", "lr": 0.01, "max_steps": 150, "tol": 1e-6, "fit_tol": 1e-3}}
+
+
+def _task(name, dtype):
+    """(task, config, data, sample sizes) of a tiny task: the tiny config's linear and digits tasks, or a
+    small ReLU regression on a teacher network."""
+    from conftest import validated
+
+    from alignlib.ensembles.data import make_task_data
+
+    if name == "mlp_tiny":
+        cfg = validated({"tasks": {name: _MLP_TINY}})["tasks"][name]
+        ns = (20, 30, 40)
+    else:
+        cfg, _, _ = tiny_linear()
+        if name == "digits_tiny":
+            import yaml
+            from conftest import CONFIGS
+
+            cfg = validated(yaml.safe_load((CONFIGS / "tiny.yaml").read_text()))["tasks"][name]
+            cfg["training"]["max_steps"] = 150
+        ns = (7, 10, 14) if name == "linear_regression" else (20, 30, 40)
+    cfg = dict(cfg, training=dict(cfg["training"], dtype=dtype))
+    return name, cfg, make_task_data(name, cfg), ns
+
+
+# float64: the same members to 1e-10 (only summation order differs, ~1e-15 measured); float32: to 1e-5
+# relative (~1e-6 measured after 150 Adam steps), the step counts equal
+_TOLERANCE = {"float64": 1e-10, "float32": 1e-5}
+
+
+@pytest.mark.parametrize("name,dtype", [("linear_regression", "float64"), ("mlp_tiny", "float64"),
+                                        ("digits_tiny", "float64"), ("mlp_tiny", "float32"),
+                                        ("digits_tiny", "float32")])
+def test_members_trained_across_n_equal_members_trained_per_n(name, dtype, single_torch_thread):
+    """3 n x 2 SNRs x 3 seeds in one padded batch (grouping 'ratio') against one batch per n: weights,
+    steps, convergence, train and test error, noise fit and losses."""
+    from alignlib.ensembles.builder import n_buckets, trained_in_buckets
+
+    task, cfg, data, ns = _task(name, dtype)
+    members = {n: [(float(s), k) for s in cfg["snr"][:2] for k in range(3)] for n in ns}
+    assert n_buckets(ns, grouping="ratio") == [list(ns)]
+    log = io.StringIO()
+    per_n = {n: dict(zip(m, r)) for n, m, r in trained_in_buckets(task, cfg, data, members, "cpu", log, "per_n")}
+    batched = {n: dict(zip(m, r)) for n, m, r in trained_in_buckets(task, cfg, data, members, "cpu", log, "ratio")}
+    assert f"[{task} n={'-'.join(map(str, ns))}] done" in log.getvalue()
+    tol, stopped_early = _TOLERANCE[dtype], 0
+    for n in ns:
+        for member, alone in per_n[n].items():
+            together = batched[n][member]
+            assert set(together) == set(alone)
+            for key in ("steps", "converged", "diverged"):
+                assert together[key] == alone[key], (n, member, key)
+            for key, value in alone.items():
+                np.testing.assert_allclose(together[key], value, rtol=tol, atol=tol, err_msg=f"{n} {member} {key}")
+            stopped_early += int(alone["steps"]) < cfg["training"]["max_steps"]
+    assert stopped_early > 0 or name == "mlp_tiny"  # the stopping rules were exercised
+
+
+def test_buckets_group_consecutive_n_up_to_twice_the_smallest():
+    from alignlib.ensembles.builder import n_buckets
+
+    ns = [25, 50, 100, 150, 200, 250, 300, 400, 600, 1000, 1300]
+    assert n_buckets(ns, "cpu") == [[n] for n in ns]  # the CPU trains each n alone
+    assert n_buckets(ns, grouping="ratio") == [[25, 50], [100, 150, 200], [250, 300, 400], [600, 1000], [1300]]
+    assert n_buckets(ns, torch.device("meta"), members_per_n={n: 10 for n in ns}) == n_buckets(ns, grouping="ratio")
+    # memory: at most max_elements (members x largest n x units) in a bucket
+    assert n_buckets([100, 150, 200], grouping="ratio", members_per_n={100: 10, 150: 10, 200: 10}, units=10,
+                     max_elements=10 * 3 * 150 * 10) == [[100, 150], [200]]
+    # minibatch n: alone
+    assert n_buckets([10, 15, 20, 30], grouping="ratio", batch_size=16) == [[10, 15], [20], [30]]
+    with pytest.raises(ValueError, match="unknown grouping 'all'"):
+        n_buckets(ns, grouping="all")

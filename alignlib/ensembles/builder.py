@@ -18,9 +18,69 @@ from alignlib.ensembles.networks import Architecture, end_to_end, forward, init_
 from alignlib.ensembles.noise import SNR_DEFINITIONS, corrupt, member_noise_rng
 from alignlib.seeding import stream
 from alignlib.stats.threshold import noise_fit_definition
-from alignlib.ensembles.training import chunked_forward, train_ensemble
+from alignlib.ensembles.training import chunked_forward, sample_size_groups, train_ensemble
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+#: on an accelerator, the steps between the checks "is any member still training?" (each one waits
+#: for the device); on the CPU the check is free and made every step
+SYNC_EVERY = 50
+#: a bucket of sample sizes trained in one batch spans at most this ratio of its largest to its
+#: smallest n, so padding to the largest n at most doubles the arithmetic
+BUCKET_RATIO = 2.0
+#: and holds at most this many (member, sample, unit) activation values (bounds the device memory)
+BUCKET_ELEMENTS = 2**28
+#: how the sample sizes are grouped: "per_n" trains each n alone (the CPU's grouping: every step
+#: there costs arithmetic, so padding and members run past their own stop cost more than the
+#: launches saved; see docs/performance.md, "Training throughput"); "ratio" puts consecutive n
+#: into buckets of at most BUCKET_RATIO (the accelerator's: a step there is launch latency)
+GROUPINGS = ("per_n", "ratio")
+
+
+def sync_interval(device) -> int:
+    """Steps between host synchronisations of training (``train(sync_every=...)``): 1 on the CPU (the
+    per-n training as it always was), :data:`SYNC_EVERY` on an accelerator."""
+    return 1 if torch.device(device).type == "cpu" else SYNC_EVERY
+
+
+def default_grouping(device) -> str:
+    """The grouping of sample sizes for ``device``: per_n on the CPU, ratio on an accelerator."""
+    return "per_n" if torch.device(device).type == "cpu" else "ratio"
+
+
+def n_buckets(ns, device="cpu", *, grouping: str | None = None, batch_size: int | None = None,
+              members_per_n=None, units: int = 1, max_ratio: float = BUCKET_RATIO,
+              max_elements: int = BUCKET_ELEMENTS) -> list[list[int]]:
+    """The sample sizes ``ns`` in the batches they are trained in (ascending, each n once).
+
+    ``grouping`` (:data:`GROUPINGS`; None: :func:`default_grouping` of ``device``): per_n gives one
+    bucket per n; ratio fills buckets with consecutive n while the largest is at most ``max_ratio``
+    times the smallest and (members x largest n x ``units``) stays within ``max_elements``
+    (``members_per_n``: {n: members}, default 1 each; ``units``: the network's summed widths). An n
+    trained in minibatches (``batch_size`` < n) is always alone: its minibatch order is its own.
+    """
+    grouping = default_grouping(device) if grouping is None else grouping
+    if grouping not in GROUPINGS:
+        raise ValueError(f"unknown grouping {grouping!r}; known: {list(GROUPINGS)}")
+    ns = sorted({int(n) for n in ns})
+    members_per_n = members_per_n or {}
+    buckets: list[list[int]] = []
+    for n in ns:
+        alone = grouping == "per_n" or (batch_size is not None and batch_size < n)
+        if buckets and not alone and _joins(buckets[-1], n, batch_size, members_per_n, units, max_ratio,
+                                            max_elements):
+            buckets[-1].append(n)
+        else:
+            buckets.append([n])
+    return buckets
+
+
+def _joins(bucket, n, batch_size, members_per_n, units, max_ratio, max_elements) -> bool:
+    """Whether ``n`` (larger than every n of ``bucket``) may join it."""
+    if batch_size is not None and batch_size < bucket[-1]:  # the bucket is a minibatch n: alone
+        return False
+    members = sum(members_per_n.get(m, 1) for m in bucket) + members_per_n.get(n, 1)
+    return n <= max_ratio * bucket[0] and members * n * units <= max_elements
 
 
 def is_classification(data: xr.Dataset) -> bool:
@@ -112,11 +172,13 @@ def _clean_test_targets(data, device, dtype):
     return torch.as_tensor(data["test_y"].values, dtype=dtype, device=device)
 
 
-def train_members(task, cfg, data, n, members, device, log=sys.stderr, checkpoints=None, checkpoint_unit="auto"):
+def train_members(task, cfg, data, n, members, device, log=sys.stderr, checkpoints=None, checkpoint_unit="auto",
+                  sync_every=None):
     """Train the members [(snr, seed), ...] at sample size n in one batched computation.
 
     ``checkpoints``, ``checkpoint_unit``: passed to ``train_ensemble`` (the result then also holds
-    the members' weights at those checkpoints; alignpipe.checkpoints).
+    the members' weights at those checkpoints; alignpipe.checkpoints). ``sync_every``: see
+    ``train`` (None: :func:`sync_interval` of ``device``; the results do not depend on it).
 
     Returns (arch, TrainResult, train_error (B,), test_error (B,)): the train error on each
     member's own noisy training set, the test error on the clean test set (MSE for
@@ -146,6 +208,7 @@ def train_members(task, cfg, data, n, members, device, log=sys.stderr, checkpoin
         tol=tcfg["tol"], loss=loss, fit_tol=tcfg["fit_tol"], fit_scale=noise_scale, batch_size=batch_size,
         batch_seed=batch_seed,
         progress=progress, checkpoints=checkpoints, checkpoint_unit=checkpoint_unit,
+        sync_every=sync_interval(device) if sync_every is None else sync_every,
     )
     with torch.no_grad():
         train_out = chunked_forward(arch, result.params, x, batch_size)
@@ -163,6 +226,73 @@ def train_members(task, cfg, data, n, members, device, log=sys.stderr, checkpoin
     train_target = y.argmax(-1) if is_classification(data) and y.dtype != torch.long else y
     train_error = _errors(train_out, train_target)
     fit = noise_fit(cfg, data, n, train_out, train_target, train_error, noise_scale)
+    return arch, result, train_error, test_error, fit
+
+
+def _padded(values: np.ndarray, n: int) -> np.ndarray:
+    """``values`` (rows, ...) with zero rows appended up to n rows."""
+    return np.concatenate([values, np.zeros((n - len(values), *values.shape[1:]), dtype=values.dtype)])
+
+
+def train_members_across_n(task, cfg, data, members, device, log=sys.stderr, sync_every=None):
+    """Train the members [(snr, n, seed), ...] of several sample sizes in one batched computation.
+
+    Inputs and targets are padded to the largest n; each member is trained, stopped and judged on its
+    own first n rows only (``train(sample_counts=...)``), so every member equals its training at its
+    own n (:func:`train_members`) up to floating-point summation order. Full-batch training only.
+    Returns (arch, TrainResult, train_error (B,), test_error (B,), noise_fit (B,)) in the order of
+    ``members``, as :func:`train_members` does; train error and noise fit are computed per sample
+    size on the members' own rows.
+    """
+    arch = architecture(cfg, data)
+    tcfg = cfg["training"]
+    dtype = DTYPES[tcfg["dtype"]]
+    loss = loss_of(cfg, data)
+    counts = np.array([int(n) for _, n, _ in members])
+    n_max = int(counts.max())
+    label = "-".join(str(n) for n in sample_size_groups(counts))
+    sets = [member_training_set(task, cfg, data, s, n, k) for s, n, k in members]
+    if cfg["noise"]["kind"] != "input_gaussian":  # shared inputs: member b's are the first n_b of n_max rows
+        x = torch.as_tensor(sets[int(np.argmax(counts))][0], dtype=dtype, device=device)
+    else:
+        x = torch.as_tensor(np.stack([_padded(s[0], n_max) for s in sets]), dtype=dtype, device=device)
+    y = np.stack([_padded(s[1], n_max) for s in sets])
+    y = torch.as_tensor(y, device=device) if y.dtype.kind == "i" else torch.as_tensor(y, dtype=dtype, device=device)
+    params = stack_members([member_init(task, cfg, arch, s, n, k) for s, n, k in members], dtype, device)
+    noise_scale = noise_variance_scale(cfg, data, [s for s, _, _ in members], y)
+    t0 = time.perf_counter()
+
+    def progress(step, active):
+        print(f"[{task} n={label}] step {step}: {active}/{len(members)} members still training "
+              f"({time.perf_counter() - t0:.1f} s)", file=log, flush=True)
+
+    batch_size = tcfg["batch_size"]
+    result = train_ensemble(
+        arch, params, x, y, optimizer=tcfg["optimizer"], lr=tcfg["lr"], max_steps=tcfg["max_steps"],
+        tol=tcfg["tol"], loss=loss, fit_tol=tcfg["fit_tol"], fit_scale=noise_scale, batch_size=batch_size,
+        progress=progress, sample_counts=counts,
+        sync_every=sync_interval(device) if sync_every is None else sync_every,
+    )
+    with torch.no_grad():
+        train_out = chunked_forward(arch, result.params, x, batch_size)
+        test_x = torch.as_tensor(data["test_x"].values, dtype=dtype, device=device)
+        test_out = chunked_forward(arch, result.params, test_x, batch_size)
+    test_error = _errors(test_out, _clean_test_targets(data, device, dtype))
+    print(f"[{task} n={label}] done in {time.perf_counter() - t0:.1f} s: "
+          f"{int(result.converged.sum())}/{len(members)} converged, "
+          f"steps {int(result.steps.min())}-{int(result.steps.max())}", file=log, flush=True)
+    for b in np.flatnonzero(result.diverged):
+        print(f"[{task} n={members[b][1]}] DIVERGED: snr={members[b][0]:g} seed={members[b][2]} "
+              f"({tcfg['optimizer']}, lr={tcfg['lr']:g}): training loss {result.initial_loss[b]:.3g} at the "
+              f"start, {result.final_loss[b]:.3g} at the end", file=log, flush=True)
+    train_target = y.argmax(-1) if is_classification(data) and y.dtype != torch.long else y
+    train_error, fit = np.empty(len(members)), np.empty(len(members))
+    for n, idx in sample_size_groups(counts).items():  # each member on its own n rows, as at its own n
+        index = torch.as_tensor(idx, device=train_out.device)
+        out_n, target_n = train_out[index, :n], train_target[index, :n]
+        train_error[idx] = _errors(out_n, target_n)
+        fit[idx] = noise_fit(cfg, data, n, out_n, target_n, train_error[idx],
+                             None if noise_scale is None else noise_scale[index])
     return arch, result, train_error, test_error, fit
 
 
@@ -206,13 +336,44 @@ def trained_members(task: str, cfg: dict, data: xr.Dataset, n: int, members, dev
     (``param{i}``, float64 arrays) and its records (:data:`MEMBER_VARIABLES`), in the order given."""
     members = list(members)
     _, result, train_err, test_err, fit = train_members(task, cfg, data, n, members, device, log)
+    return _member_records(len(members), result, train_err, test_err, fit)
+
+
+def trained_in_buckets(task: str, cfg: dict, data: xr.Dataset, members_by_n: dict, device, log=sys.stderr,
+                       grouping: str | None = None):
+    """Train the members {n: [(snr, seed), ...]} of several sample sizes, bucket by bucket
+    (:func:`n_buckets` with ``grouping``; None: the device's): a bucket of one n as
+    :func:`trained_members` does, operation for operation; a bucket of several n in one batch
+    (:func:`train_members_across_n`). Yields (n, members, [member, ...]) per n, n ascending, as each
+    bucket finishes (members as :func:`trained_members` gives them)."""
+    members_by_n = {int(n): list(m) for n, m in members_by_n.items() if len(m)}
+    buckets = n_buckets(members_by_n, device, grouping=grouping, batch_size=cfg["training"]["batch_size"],
+                        members_per_n={n: len(m) for n, m in members_by_n.items()},
+                        units=sum(architecture(cfg, data).widths))
+    for bucket in buckets:
+        if len(bucket) == 1:
+            n = bucket[0]
+            yield n, members_by_n[n], trained_members(task, cfg, data, n, members_by_n[n], device, log)
+            continue
+        members = [(s, n, k) for n in bucket for s, k in members_by_n[n]]
+        _, result, train_err, test_err, fit = train_members_across_n(task, cfg, data, members, device, log)
+        records = _member_records(len(members), result, train_err, test_err, fit)
+        start = 0
+        for n in bucket:
+            count = len(members_by_n[n])
+            yield n, members_by_n[n], records[start:start + count]
+            start += count
+
+
+def _member_records(count: int, result, train_err, test_err, fit) -> list[dict]:
+    """Per member of a training result, its weights (``param{i}``, float64) and records."""
     params = [p.double().cpu().numpy() for p in result.params]
     records = {"steps": result.steps, "converged": result.converged.astype(np.int8), "criterion": result.criterion,
                "train_error": train_err, "test_error": test_err, "noise_fit": fit,
                "diverged": result.diverged.astype(np.int8), "initial_loss": result.initial_loss,
                "final_loss": result.final_loss}
     out = []
-    for b in range(len(members)):
+    for b in range(count):
         member = {f"param{i}": p[b] for i, p in enumerate(params)}
         member.update({name: np.asarray(values)[b] for name, values in records.items()})
         out.append(member)
