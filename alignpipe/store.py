@@ -13,6 +13,10 @@ A stored member is reused only while everything that made it is unchanged, which
 training inputs and targets, the test set). Anything else (a changed learning rate, a data set of
 another pool) gives another key, and the member is trained afresh. ``rm -r results/<task>/store``
 forgets every stored member of a task.
+
+A train job trains the missing members of all its sample sizes at once (:func:`models_for_ns`): on an
+accelerator in buckets of several n (one padded batch each, alignlib.ensembles.builder), on the CPU
+one n at a time; every member goes into the store as its bucket finishes.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from alignlib.ensembles.builder import MEMBER_VARIABLES, grid_dataset, trained_members
+from alignlib.ensembles.builder import MEMBER_VARIABLES, grid_dataset, trained_in_buckets
 from alignpipe.cubes import write_netcdf
 
 #: the settings of a task that make its members (with base_seed and the task's name)
@@ -89,27 +93,41 @@ class MemberStore:
         write_netcdf(ds, path)
 
 
-def models_at_n(task: str, cfg: dict, data: xr.Dataset, n: int, device, store: MemberStore | None,
-                log=sys.stderr) -> xr.Dataset:
-    """The model file's layout of one n for every (snr, seed) of ``cfg``: members found in ``store``
-    are taken as stored, the others trained in one batch (alignlib.ensembles.builder) and stored.
+def models_for_ns(task: str, cfg: dict, data: xr.Dataset, ns, device, store: MemberStore | None,
+                  log=sys.stderr, grouping: str | None = None) -> xr.Dataset:
+    """The model file of a train job's sample sizes ``ns`` (concatenated along n, in the order given) for
+    every (snr, seed) of ``cfg``: members found in ``store`` are taken as stored; the missing members of
+    every n are trained together, in buckets of sample sizes (alignlib.ensembles.builder.n_buckets,
+    ``grouping``; None: the device's, one n at a time on the CPU), and stored as each bucket finishes.
     Without a store (None), every member is trained."""
     snrs, seeds = [float(s) for s in cfg["snr"]], list(range(cfg["seeds"]))
-    key = member_key(task, cfg, data, n) if store is not None else None
-    found = {}
-    if store is not None:
-        for snr in snrs:
-            stored = store.load(n, snr, key)
-            found.update({(snr, seed): stored[seed] for seed in seeds if seed in stored})
-    missing = [(snr, seed) for snr in snrs for seed in seeds if (snr, seed) not in found]
-    print(f"[{task} n={n}] {len(found)} member(s) from the store, {len(missing)} to train", file=log, flush=True)
-    trained = dict(zip(missing, trained_members(task, cfg, data, n, missing, device, log))) if missing else {}
-    if store is not None and trained:
-        for snr in snrs:
-            mine = {seed: member for (s, seed), member in trained.items() if s == snr}
-            if mine:
-                store.save(n, snr, key, mine)
-    return grid_dataset(n, snrs, seeds, {**found, **trained})
+    ns = [int(n) for n in ns]
+    keys = {n: member_key(task, cfg, data, n) if store is not None else None for n in ns}
+    found: dict[int, dict] = {n: {} for n in ns}
+    missing = {}
+    for n in ns:
+        if store is not None:
+            for snr in snrs:
+                stored = store.load(n, snr, keys[n])
+                found[n].update({(snr, seed): stored[seed] for seed in seeds if seed in stored})
+        missing[n] = [(snr, seed) for snr in snrs for seed in seeds if (snr, seed) not in found[n]]
+        print(f"[{task} n={n}] {len(found[n])} member(s) from the store, {len(missing[n])} to train", file=log,
+              flush=True)
+    for n, members, trained in trained_in_buckets(task, cfg, data, missing, device, log, grouping):
+        trained = dict(zip(members, trained))
+        found[n].update(trained)
+        if store is not None:
+            for snr in snrs:
+                mine = {seed: member for (s, seed), member in trained.items() if s == snr}
+                if mine:
+                    store.save(n, snr, keys[n], mine)
+    return xr.concat([grid_dataset(n, snrs, seeds, found[n]) for n in ns], dim="n")
 
 
-__all__ = ["MEMBER_SETTINGS", "MEMBER_VARIABLES", "MemberStore", "member_key", "models_at_n"]
+def models_at_n(task: str, cfg: dict, data: xr.Dataset, n: int, device, store: MemberStore | None,
+                log=sys.stderr) -> xr.Dataset:
+    """The model file's layout of one n (:func:`models_for_ns` of ``[n]``)."""
+    return models_for_ns(task, cfg, data, [n], device, store, log)
+
+
+__all__ = ["MEMBER_SETTINGS", "MEMBER_VARIABLES", "MemberStore", "member_key", "models_at_n", "models_for_ns"]
