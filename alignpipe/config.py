@@ -305,7 +305,9 @@ def validated_config(config: dict, workflow) -> dict:
     except ConfigError as error:
         raise WorkflowError(str(error)) from None
     if workflow.is_main_process:  # not again inside every (cluster) job
-        print(plan_summary(config), file=sys.stderr)
+        from alignpipe.jobsize import workflow_cores
+
+        print(plan_summary(config, workflow_cores(workflow)), file=sys.stderr)
     return config
 
 
@@ -324,14 +326,17 @@ def first_schema_problem(config: dict, schema_path) -> str | None:
     return None if error is None else describe_validation_error(error)
 
 
-def task_jobs_by_rule(config: dict, task: dict, draws: int = 1) -> list[str]:
+def task_jobs_by_rule(config: dict, task: dict, draws: int = 1, cores: int | None = None,
+                      target: float | None = None) -> list[str]:
     """The rule of each job one task adds to a run (job sizes: alignpipe.jobsize); ``draws``: its number of
-    data draws K (alignpipe.draws), each with its own data, training, extract and align jobs."""
+    data draws K (alignpipe.draws), each with its own data, training, extract and align jobs; ``cores``
+    and ``target``: the run's (alignpipe.jobsize.run_target; default job_seconds, as on 2 cores)."""
     from alignpipe.jobsize import cube_groups, metric_groups, n_groups
 
-    chunks = n_groups(task, config["n_per_job"], config["job_seconds"])
+    target = config["job_seconds"] if target is None else target
+    chunks = n_groups(task, config["n_per_job"], target, cores)
     cubes = cube_groups(chunks, task, 2 if config.get("activation_dtype") == "float16" else 4)
-    parts = metric_groups(task, config["metrics"], config["align_metrics_per_job"], config["job_seconds"])
+    parts = metric_groups(task, config["metrics"], config["align_metrics_per_job"], target)
     align_parts = ["align_part"] * len(parts) if len(parts) > 1 else []  # one group: align computes it itself
     per_draw = ["task_data"] + ["train"] * len(chunks) + ["extract"] * len(cubes) + align_parts + ["align"]
     return (per_draw * draws + ["combine_draws"] * (draws > 1)
@@ -339,8 +344,12 @@ def task_jobs_by_rule(config: dict, task: dict, draws: int = 1) -> list[str]:
             + ["refine"] * bool(task.get("refine")))  # and the refined n's train and extract jobs
 
 
-def plan_summary(config: dict) -> str:
-    """Members, jobs and the expected size of the activation cubes, for the start of a run."""
+def plan_summary(config: dict, cores: int | None = None) -> str:
+    """Members, jobs and the expected size of the activation cubes, for the start of a run on ``cores``
+    cores (None: on a cluster; job sizes: alignpipe.jobsize.run_target)."""
+    from alignpipe.jobsize import run_target
+
+    target = run_target(config, cores)
     bytes_per_value = 2 if config.get("activation_dtype") == "float16" else 4
     members = jobs = cube_bytes = 0
     lines = []
@@ -349,7 +358,7 @@ def plan_summary(config: dict) -> str:
         task_members = len(task["snr"]) * len(task["n"]) * task["seeds"] * draws
         widths = layer_widths(task)
         task_bytes = task_members * len(widths) * max(widths) * task["probes"] * bytes_per_value
-        task_jobs = len(task_jobs_by_rule(config, task, draws))
+        task_jobs = len(task_jobs_by_rule(config, task, draws, cores, target))
         members, jobs, cube_bytes = members + task_members, jobs + task_jobs, cube_bytes + task_bytes
         refine = task.get("refine")
         later = (f"; then up to {refine['points']} n around the threshold (refine), with their jobs"

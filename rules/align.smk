@@ -16,7 +16,7 @@ rule align_part:
     log:
         f"{RESULTS}/{{task}}/logs/align_{{metrics}}.log",
     priority: critical_path("align_part")
-    threads: 1
+    threads: align_part_threads  # 1, except on more than 2 cores for a group too costly for one
     resources:
         mem_mb=4000,
         runtime=60,
@@ -45,7 +45,7 @@ rule align:
     log:
         f"{RESULTS}/{{task}}/logs/align.log",
     priority: critical_path("align")
-    threads: 1
+    threads: align_job_threads  # a merge of parts: 1
     resources:
         mem_mb=4000,
         runtime=60,

@@ -3,7 +3,8 @@ from alignpipe.config import has_linear_theory
 from functools import lru_cache
 
 from alignpipe.draws import draw_tasks, excluding_pattern, multi_draw_tasks, parent_task, task_pattern, trained_tasks
-from alignpipe.jobsize import cube_groups, metric_groups, n_groups, part_name, task_priorities, train_seconds
+from alignpipe.jobsize import (align_threads, chunk_seconds, cube_groups, metric_groups, n_groups, part_name,
+                                run_target, task_priorities, train_threads, workflow_cores)
 from alignpipe.ood import ood_metrics
 from alignpipe.refine import grid_n, read_refinement
 
@@ -33,6 +34,12 @@ wildcard_constraints:
 # that has its own data, models, cubes and table, with its settings (a K = 1 task: its own).
 TASKS = trained_tasks(config)
 TASK_CONFIG = dict(config, tasks=TASKS)  # the config as the per-draw jobs see it
+
+# Job sizes follow the cores a run is given (alignpipe.jobsize.target_seconds): JOB_SECONDS is
+# job_seconds on up to 2 cores and on a cluster (CORES None), less on more cores (about a sixth of
+# the run's ideal wall time, at least 10 s), infinite with device: cuda (a task's grid in one job).
+CORES = workflow_cores(workflow)
+JOB_SECONDS = run_target(config, CORES)
 MULTI_DRAW = multi_draw_tasks(config)
 # align and align_ood do not write the alignment tables of a task with K > 1 (combine_draws does)
 TRAINED_TASK = excluding_pattern(MULTI_DRAW)
@@ -153,14 +160,14 @@ def refinement_input(wildcards):
 # job_seconds each (align_metrics_per_job); a task with one metric group is aligned by one job.
 # The refined n get training jobs and cubes of their own, so the coarse files keep their names.
 def coarse_chunks(task):
-    return n_groups(settings(task), config["n_per_job"], config["job_seconds"])
+    return n_groups(settings(task), config["n_per_job"], JOB_SECONDS, CORES)
 
 
 def refined_chunks(task):
     added = refined_n(task)
     if not added:
         return []
-    return n_groups(dict(settings(task), n=added), config["n_per_job"], config["job_seconds"])
+    return n_groups(dict(settings(task), n=added), config["n_per_job"], JOB_SECONDS, CORES)
 
 
 def training_chunks(task):
@@ -238,7 +245,7 @@ def align_groups(task):
     cfg = settings(task)
     added = refined_n(task)
     cfg = dict(cfg, n=grid_n(cfg["n"], added)) if added else cfg
-    return metric_groups(cfg, config["metrics"], config["align_metrics_per_job"], config["job_seconds"])
+    return metric_groups(cfg, config["metrics"], config["align_metrics_per_job"], JOB_SECONDS)
 
 
 def align_part_files(wildcards):
@@ -266,7 +273,8 @@ def pdfs(*names):
 @lru_cache(maxsize=None)
 def priorities(task):
     # a task with K > 1 (its refine, combine, claims and figures jobs): as its first draw's
-    return task_priorities(TASK_CONFIG, task if task in TASKS else draws_of(task)[0])
+    return task_priorities(dict(TASK_CONFIG, job_seconds=JOB_SECONDS), task if task in TASKS else draws_of(task)[0],
+                           CORES)
 
 
 def critical_path(rule):
@@ -282,12 +290,43 @@ def critical_path(rule):
             if key in value:
                 value = value[key]
             elif train:  # a refined chunk: its training, then the extract chain
-                value = sum(train_seconds(settings(wildcards.task), n) for n in chunk_ns(wildcards)) + p["extract"]
+                value = chunk_seconds(settings(wildcards.task), chunk_ns(wildcards), CORES, JOB_SECONDS) + p["extract"]
             else:  # a metric group of a refined grid
                 value = max(value.values(), default=0)
         return int(round(value))
 
     return of
+
+
+# Threads of the training and align jobs (alignpipe.jobsize.job_threads): 1 on up to 2 cores and on a
+# cluster (profiles/slurm sets them per rule there); on more cores, a job expected to take more than
+# twice JOB_SECONDS on one thread gets the fewest threads that bring it within that (at most 8).
+def train_job_threads(wildcards):
+    return train_threads(settings(wildcards.task), chunk_ns(wildcards), CORES, JOB_SECONDS)
+
+
+def _sized_grid(task):
+    """The task's settings on its whole grid when the refinement is known, else on the coarse grid
+    (threads only: an estimate that must not wait for the checkpoint)."""
+    from snakemake.exceptions import IncompleteCheckpointException
+
+    cfg = settings(task)
+    try:
+        added = refined_n(task)
+    except IncompleteCheckpointException:
+        added = []
+    return dict(cfg, n=grid_n(cfg["n"], added)) if added else cfg
+
+
+def align_part_threads(wildcards):
+    return align_threads(_sized_grid(wildcards.task), part_metrics(wildcards), CORES, JOB_SECONDS)
+
+
+def align_job_threads(wildcards):
+    """An align job that computes every metric itself (one metric group): as that group's; a merge: 1."""
+    cfg = _sized_grid(wildcards.task)
+    groups = metric_groups(cfg, config["metrics"], config["align_metrics_per_job"], JOB_SECONDS)
+    return align_threads(cfg, groups[0], CORES, JOB_SECONDS) if len(groups) == 1 else 1
 
 
 def task_figures(task):

@@ -11,10 +11,11 @@ rule train:
         store=lambda wildcards: f"{RESULTS}/{wildcards.task}/store",
     log:
         f"{RESULTS}/{{task}}/logs/train_n{{ns}}.log",
-    # torch and BLAS compute with this many threads (alignpipe.timing.set_threads); profiles set
-    # it per rule with set-threads (small batched networks: 1, and more jobs at once)
+    # torch and BLAS compute with this many threads (alignpipe.timing.set_threads): 1, except on
+    # more than 2 cores for an n too costly for one (alignpipe.jobsize.job_threads); a profile's
+    # set-threads overrides it
     priority: critical_path("train")
-    threads: 1
+    threads: train_job_threads
     resources:
         mem_mb=2000,
         runtime=60,

@@ -105,3 +105,145 @@ def test_priorities_follow_the_critical_path(default_config):
     linear = task_priorities(default_config, "linear_regression")
     mlp = task_priorities(default_config, "mlp_regression")
     assert linear["extract"] > mlp["extract"]  # the linear task's long align starts before the MLP's short one
+
+
+# --------------------------------------------------------------------------- cores (issue 20 item 4)
+
+def test_two_cores_and_a_cluster_keep_the_job_seconds_layout(default_config):
+    """On up to 2 cores (and on a cluster: cores None) the target is job_seconds and no job gets threads:
+    the layout the constants were tuned on, job for job."""
+    from alignpipe.jobsize import run_target, task_priorities, train_threads
+
+    for cores in (None, 1, 2):
+        target = run_target(default_config, cores)
+        assert target == default_config["job_seconds"]
+        for name, task in default_config["tasks"].items():
+            assert n_groups(task, "auto", target, cores) == n_groups(task, "auto", default_config["job_seconds"])
+            assert all(train_threads(task, c, cores, target) == 1 for c in n_groups(task, "auto", target, cores))
+            assert task_priorities(default_config, name, cores) == task_priorities(default_config, name)
+
+
+def test_sixteen_cores_cut_training_finer_and_split_the_linear_align(default_config):
+    from alignpipe.jobsize import MAX_JOB_THREADS, THREAD_BOUND, align_threads, run_target, train_threads
+
+    target = run_target(default_config, 16)
+    assert 10 <= target < default_config["job_seconds"]
+    for task in default_config["tasks"].values():
+        chunks = n_groups(task, "auto", target, 16)
+        assert [n for c in chunks for n in c] == sorted(task["n"])
+        assert len(chunks) >= len(n_groups(task, "auto", 60))
+        for chunk in chunks:
+            one = sum(train_seconds(task, n) for n in chunk)
+            assert one <= target or len(chunk) == 1  # only an n above the target is a job of its own
+            threads = train_threads(task, chunk, 16, target)
+            assert 1 <= threads <= MAX_JOB_THREADS
+            assert (threads > 1) == (one > THREAD_BOUND * target)  # threads only where one would stretch the path
+            if threads > 1:
+                assert sum(train_seconds(task, n, threads) for n in chunk) < one
+    linear = default_config["tasks"]["linear_regression"]
+    groups = metric_groups(linear, default_config["metrics"], "auto", target)
+    assert len(groups) > 1  # split into align_part jobs
+    assert all(align_threads(linear, g, 16, target) == 1 for g in groups)
+
+
+def test_cuda_trains_a_task_in_one_job(default_config):
+    from alignpipe.jobsize import run_target
+
+    cuda = dict(default_config, device="cuda")
+    for cores in (2, 16, None):
+        target = run_target(cuda, cores)
+        for task in default_config["tasks"].values():
+            assert n_groups(task, "auto", target, cores) == [sorted(task["n"])]
+            assert len(metric_groups(task, default_config["metrics"], "auto", target)) == 1
+            assert n_groups(task, 3, target, cores) == n_groups(task, 3)  # a fixed n_per_job stays
+
+
+def test_thread_speedup_is_amdahls_law():
+    from alignpipe.jobsize import THREAD_SERIAL_FRACTION, thread_speedup
+
+    assert thread_speedup(1) == 1.0 and thread_speedup(0) == 1.0
+    assert thread_speedup(4) == pytest.approx(4 / (1 + 3 * THREAD_SERIAL_FRACTION))
+    assert all(thread_speedup(k + 1) > thread_speedup(k) for k in range(1, 16))
+    task = {"snr": [1], "seeds": 4, "n": [100], "dataset": {"kind": "teacher_mlp", "dim": 10, "target": "regression"},
+            "network": {"kind": "mlp", "hidden": [32]}, "training": {"optimizer": "adam", "max_steps": 100}}
+    assert train_seconds(task, 100, 4) < train_seconds(task, 100)
+
+
+def test_critical_path_is_the_longest_chain():
+    from alignpipe.jobsize import PlannedJob, critical_path
+
+    jobs = [PlannedJob("a", "r", "t", 2), PlannedJob("b", "r", "t", 5, after=("a",)),
+            PlannedJob("c", "r", "t", 1, after=("a",)), PlannedJob("d", "r", "t", 3, after=("b", "c", "gone")),
+            PlannedJob("e", "r", "t", 9)]
+    total, path = critical_path(jobs)
+    assert total == 10 and [j.name for j in path] == ["a", "b", "d"]
+    assert critical_path([]) == (0.0, [])
+
+
+def test_plan_of_the_default_run_on_sixteen_cores(default_config):
+    """Issue 20 item 4: sized for 16 cores, the default run's critical path (expected seconds) is under
+    80 s; on 2 cores it is what job_seconds gives."""
+    from alignpipe.jobsize import critical_path, plan
+
+    total16, path = critical_path(plan(default_config, 16))
+    assert total16 < 80, [(j.name, j.seconds) for j in path]
+    assert [j.rule for j in path][:2] == ["task_data", "train"] and path[-1].rule == "summary"
+    total2, _ = critical_path(plan(default_config, 2))
+    assert total2 > 120
+    jobs = plan(default_config, 2)
+    names = [j.name for j in jobs]
+    assert len(names) == len(set(names))
+    for index, job in enumerate(jobs):  # every job after those it waits for
+        assert all(names.index(other) < index for other in job.after), job.name
+
+
+@pytest.mark.workflow
+def test_plan_matches_the_dry_run_on_sixteen_cores(tmp_path, default_config):
+    """The plan's jobs of the rules the refinement does not hold back are the DAG's (snakemake -n
+    --cores 16), with the same threads."""
+    import collections
+    import re
+
+    from alignpipe.jobsize import plan
+    from conftest import run_snakemake
+
+    proc = run_snakemake(tmp_path, yaml.safe_load((REPO / "config.yaml").read_text()), "-n", "--cores", "16")
+    out = proc.stdout + proc.stderr
+    stats = dict(re.findall(r"^(\w+)\s+(\d+)$", out[out.index("Job stats:"):], re.MULTILINE))
+    jobs = plan(default_config, 16, refined={task: [] for task in default_config["tasks"]})
+    counts = collections.Counter(j.rule for j in jobs)
+    for rule in ("task_data", "ood_data", "train", "refine", "align", "align_ood", "claims", "figures",
+                 "ood_summary", "theory_residuals", "summary"):
+        assert counts[rule] == int(stats[rule]), rule
+    threads = {f"train {m.group(1)} n{m.group(2)}": int(m.group(3)) for m in re.finditer(
+        r"output: \S+/(\w+)/models/n([\d-]+)\.nc\n(?:.*\n){0,8}?\s+threads: (\d+)", out)}
+    planned = {j.name: j.threads for j in jobs if j.rule == "train" and j.threads > 1}
+    assert threads and threads == planned
+
+
+def test_threads_change_no_number():
+    """A job's threads (jobsize.job_threads) decide its speed only: members trained with 1 and with 3
+    intra-op threads are bit-identical (batches large enough for torch to split them: 30 members x
+    1300 samples x 8 units, digits' largest n)."""
+    import numpy as np
+    import torch
+
+    from alignlib.ensembles.networks import Architecture, init_member, stack_members
+    from alignlib.ensembles.training import TrainSettings, train
+
+    arch = Architecture(widths=(64, 8, 10), activation="tanh", bias=True)
+    rng = np.random.default_rng(0)
+    x = torch.as_tensor(rng.standard_normal((1300, 64)), dtype=torch.float32)
+    y = torch.as_tensor(rng.integers(0, 10, (30, 1300)))
+    members = [init_member(arch, 1.0, rng) for _ in range(30)]
+    settings = TrainSettings(optimizer="adam", lr=0.01, max_steps=25, tol=0.0, loss="cross_entropy")
+    old = torch.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 3):
+            torch.set_num_threads(threads)
+            results.append(train(arch, stack_members(members, torch.float32, "cpu"), x, y, settings))
+    finally:
+        torch.set_num_threads(old)
+    for a, b in zip(results[0].params, results[1].params):
+        assert torch.equal(a, b)
