@@ -201,3 +201,48 @@ def test_dense_theory_spans_the_grid_with_every_integer_near_d():
     assert dense["metric"].values.tolist() == ["cka_linear"]  # rsa has no closed form
     np.testing.assert_allclose(dense.sel(metric="cka_linear", snr=10.0, n=45),
                                theory.linear_alignment(10.0, 45, 40, "cka_linear"))
+
+
+# --------------------------------------------------------------------------- the device route
+
+
+def _every_metric_with_chance(cube, **route):
+    cfg, data, _ = tiny_linear()
+    from alignlib.metrics.names import METRIC_NAMES
+
+    return compute_alignment(cube, list(METRIC_NAMES), {"linear_predictivity": {"ridge": 1e-3}}, log=io.StringIO(),
+                             probe_x=data["probe_x"].values, chance_draws=3, task="linear_regression", **route)
+
+
+def _tiny_cube_with_diverged():
+    cube = tiny_linear_cube().copy()
+    diverged = np.zeros((cube.sizes["snr"], cube.sizes["n"], cube.sizes["seed"]), np.int8)
+    diverged[1, 0, 2] = diverged[2, 1, 0] = 1
+    cube["diverged"] = (("snr", "n", "seed"), diverged)
+    return cube
+
+
+def test_layer_blocks_on_the_device_give_the_per_point_values(monkeypatch):
+    """The accelerator's route (each layer moved to the device once, every point computed on its slice),
+    forced on the CPU, against the per-point NumPy route: every metric, chance draws, diverged members;
+    also with the layer cut into slices of one SNR."""
+    from alignlib.ensembles import alignment
+
+    cube = _tiny_cube_with_diverged()
+    numpy_route = _every_metric_with_chance(cube)
+    device_route = _every_metric_with_chance(cube, device="cpu", device_blocks=True)
+    xr.testing.assert_allclose(device_route, numpy_route, rtol=1e-12, atol=1e-12)
+    xr.testing.assert_identical(device_route["alignment_note"], numpy_route["alignment_note"])
+    monkeypatch.setattr(alignment, "DEVICE_BLOCK_BYTES", 1)  # one SNR at a time
+    sliced = _every_metric_with_chance(cube, device="cpu", device_blocks=True)
+    xr.testing.assert_allclose(sliced, numpy_route, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device")
+def test_alignment_on_cuda_equals_the_cpu():
+    """With device cuda (layer blocks on the GPU): every metric and chance draw within 1e-10 of the CPU."""
+    cube = _tiny_cube_with_diverged()
+    cpu = _every_metric_with_chance(cube)
+    cuda = _every_metric_with_chance(cube, device="cuda")
+    xr.testing.assert_allclose(cuda, cpu, rtol=1e-10, atol=1e-10)
+    xr.testing.assert_identical(cuda["alignment_note"], cpu["alignment_note"])

@@ -225,3 +225,29 @@ def test_buckets_group_consecutive_n_up_to_twice_the_smallest():
     assert n_buckets([10, 15, 20, 30], grouping="ratio", batch_size=16) == [[10, 15], [20], [30]]
     with pytest.raises(ValueError, match="unknown grouping 'all'"):
         n_buckets(ns, grouping="all")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", ["linear_regression", "mlp_tiny", "digits_tiny"])
+def test_members_trained_across_n_on_cuda(name):
+    """On the GPU (buckets of several n, 'anyone still training?' every 50 steps): equal to per-n training on
+    the GPU to 1e-10 in float64 (the CPU test's tolerance), and to the CPU's members to 1e-8 (two devices'
+    float64 kernels sum differently, and 150 Adam steps carry that along)."""
+    from alignlib.ensembles.builder import default_grouping, trained_in_buckets
+
+    task, cfg, data, ns = _task(name, "float64")
+    members = {n: [(float(s), k) for s in cfg["snr"][:2] for k in range(3)] for n in ns}
+    assert default_grouping("cuda") == "ratio"
+    log = io.StringIO()
+
+    def grid(device, grouping):
+        return {n: dict(zip(m, r)) for n, m, r in trained_in_buckets(task, cfg, data, members, device, log, grouping)}
+
+    bucketed, per_n, cpu = grid("cuda", None), grid("cuda", "per_n"), grid("cpu", "per_n")
+    for reference, tol in ((per_n, 1e-10), (cpu, 1e-8)):
+        for n in ns:
+            for member, expected in reference[n].items():
+                got = bucketed[n][member]
+                assert got["steps"] == expected["steps"] and got["converged"] == expected["converged"]
+                for key, value in expected.items():
+                    np.testing.assert_allclose(got[key], value, rtol=tol, atol=tol, err_msg=f"{n} {member} {key}")

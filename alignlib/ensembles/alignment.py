@@ -34,10 +34,14 @@ def member_pairs(seeds) -> tuple[np.ndarray, np.ndarray]:
 
 def compute_alignment(cube: xr.Dataset, metrics: list[str], metric_options: dict | None = None,
                       device=None, log=sys.stderr, probe_x=None, chance_draws: int = 0,
-                      base_seed: int = 0, task: str = "") -> xr.Dataset:
+                      base_seed: int = 0, task: str = "", device_blocks: bool | None = None) -> xr.Dataset:
     """Every metric, layer and grid point of a task's cube, for all pairs of members.
 
-    ``device``: a torch device to compute on (e.g. CUDA); None computes on the CPU with NumPy input.
+    ``device``: a torch device to compute on (e.g. CUDA); None (or the CPU) computes on the CPU with
+    NumPy input. On an accelerator each layer's activations go to the device once, as one block of
+    every grid point (in slices of SNRs of at most :data:`DEVICE_BLOCK_BYTES`), and every grid point's
+    ``pairwise`` and chance draws run on its slice there; ``device_blocks`` = True forces that route on
+    any device (the CPU included: it gives the same values), None: only on an accelerator.
     ``probe_x``: the probe inputs (probes, features) the cube was computed on (the task's
     ``data["probe_x"]``); with them the CCA family also detects layers that are invertible
     linear maps of the inputs.
@@ -55,7 +59,8 @@ def compute_alignment(cube: xr.Dataset, metrics: list[str], metric_options: dict
     and ``chance_note(metric)`` ("" or why a metric has none). K = 0: no chance variables.
     """
     metric_options = metric_options or {}
-    job = _AlignmentJob(cube=cube, device=device, log=log, draws=chance_draws, base_seed=base_seed, task=task)
+    job = _AlignmentJob(cube=cube, device=device, log=log, draws=chance_draws, base_seed=base_seed, task=task,
+                        device_blocks=device_blocks)
     job.probe_x = _probe_inputs(job, probe_x, metrics)
     # end-to-end metrics need a linear network's end-to-end map; skip them elsewhere
     metrics = [m for m in metrics if job.has_e2e or m not in END_TO_END_METRICS]
@@ -70,6 +75,9 @@ def compute_alignment(cube: xr.Dataset, metrics: list[str], metric_options: dict
 
 # The start of an alignment_note for a grid point where the metric raised an error.
 _RAISED = "the metric raised an error"
+
+#: on an accelerator, the most bytes of a layer's activations moved to the device at once
+DEVICE_BLOCK_BYTES = 2**30
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,7 @@ class _AlignmentJob:
     # (layer, snr, n, check) -> reason or None, shared by the metrics with one check
     checked: dict = field(default_factory=dict)
     probe_x: np.ndarray | None = None  # the probe inputs, as _probe_inputs prepares them
+    device_blocks: bool | None = None  # layer blocks on the device (None: on an accelerator)
 
     def __post_init__(self):
         import torch  # heavy imports kept local: readers of alignment tables (figures, report) need no torch
@@ -119,6 +128,23 @@ class _AlignmentJob:
         self.grid = MemberGrid.of(self.cube)
         self.storage = self.cube["activation"].dtype
         self.has_e2e = "end_to_end" in self.cube
+        if self.device_blocks is None:
+            self.device_blocks = self.device is not None and torch.device(self.device).type != "cpu"
+        if self.device_blocks and self.device is None:
+            self.device = "cpu"
+
+    def blocks(self, reps: xr.DataArray):
+        """Yield (i0, host, device): the layer's values (snr, n, seed, ...) as float64, SNRs i0 on, on the
+        host (NumPy) and, with ``device_blocks``, the same on the device (one transfer per slice of SNRs
+        of at most DEVICE_BLOCK_BYTES; else None)."""
+        host = reps.transpose("snr", "n", "seed", ...).values.astype(np.float64)
+        if not self.device_blocks:
+            yield 0, host, None
+            return
+        per_snr = max(1, host[:1].nbytes)
+        step = max(1, DEVICE_BLOCK_BYTES // per_snr)
+        for i0 in range(0, host.shape[0], step):
+            yield i0, host[i0:i0 + step], self.torch.as_tensor(host[i0:i0 + step], device=self.device)
 
     def say(self, text: str) -> None:
         print(text, file=self.log, flush=True)
@@ -171,33 +197,38 @@ def align_metric(job: _AlignmentJob, metric: str, options: dict, values: np.ndar
 def align_layer(job: _AlignmentJob, metric: str, options: dict, key, l: int, reps: xr.DataArray,
                 values: np.ndarray, chance: np.ndarray) -> dict[str, int]:
     """Fill one layer's ``values`` (snr, n, pair) and ``chance`` (snr, n, draw) in place; returns
-    {reason: grid points} of the points left NaN (the first error's text for every error)."""
+    {reason: grid points} of the points left NaN (the first error's text for every error).
+
+    The layer's values are read (and, on an accelerator, moved to the device) once for all its grid
+    points (:meth:`_AlignmentJob.blocks`)."""
     excluded: dict[str, int] = {}
-    for i, snr in enumerate(job.grid.snrs):
-        for j, n in enumerate(job.grid.ns):
-            reason = align_point(job, metric, options, key, (l, i, j), reps.sel(snr=snr, n=n), values[i, j],
-                                 chance[i, j])
-            if reason is not None and reason.startswith(_RAISED):  # counted under the first error's text
-                reason = next((r for r in excluded if r.startswith(_RAISED)), reason)
-            if reason is not None:
-                excluded[reason] = excluded.get(reason, 0) + 1
+    for i0, host, device in job.blocks(reps):
+        for di in range(host.shape[0]):
+            i = i0 + di
+            for j in range(len(job.grid.ns)):
+                reason = align_point(job, metric, options, key, (l, i, j), host[di, j], values[i, j], chance[i, j],
+                                     None if device is None else device[di, j])
+                if reason is not None and reason.startswith(_RAISED):  # counted under the first error's text
+                    reason = next((r for r in excluded if r.startswith(_RAISED)), reason)
+                if reason is not None:
+                    excluded[reason] = excluded.get(reason, 0) + 1
     return excluded
 
 
 def align_point(job: _AlignmentJob, metric: str, options: dict, key, where: tuple[int, int, int],
-                reps: xr.DataArray, values: np.ndarray, chance: np.ndarray) -> str | None:
-    """One grid point (layer l, snr i, n j): its pairs' values and chance draws, in place. Returns
-    why it is NaN (a failed precondition, or the metric raised an error), or None."""
+                block: np.ndarray, values: np.ndarray, chance: np.ndarray, on_device=None) -> str | None:
+    """One grid point (layer l, snr i, n j) of members ``block`` (seed, ...; float64): its pairs' values and
+    chance draws, in place (computed on ``on_device``, the same block as a device tensor, when given).
+    Returns why it is NaN (a failed precondition, or the metric raised an error), or None."""
     l, i, j = where
     layer, snr, n = job.grid.layers[l], job.grid.snrs[i], job.grid.ns[j]
-    block = reps.transpose("seed", ...).values.astype(np.float64)
     keep = job.grid.keep(i, j)
     if key is not None:
         reason = point_precondition(job, metric, options, key, where, block, keep)
         if reason is not None:
             return reason
-    if job.device is not None and job.torch.device(job.device).type != "cpu":
-        block = job.torch.as_tensor(block, device=job.device)
+    if on_device is not None:
+        block = on_device
     try:
         values[:] = _kept_pairs(job.pairwise, block, metric, options, job.grid.ia, job.grid.ib, keep)
     except ValueError as error:  # e.g. a dead (constant) layer: no value, say why
