@@ -152,3 +152,34 @@ def test_a_verdict_row_counts_its_cells_and_takes_the_largest_p_of_those_that_ho
 def test_a_verdict_row_takes_keywords_only():
     with pytest.raises(TypeError, match="positional"):
         verdict_row("t", 1, "cka_linear", "hidden", "holds", "", 1.0, [], Criteria())
+
+
+def test_group_comparison_labels_differ_and_alike_by_hand():
+    """Claim 3's group comparison: per task the mean r of its claim-2 cells (se from their 90 %
+    intervals) and the mean rise of its claim-1 cells (se from their 95 % intervals); per group the
+    mean over its tasks; a two-sided z test of the difference, Holm across the comparisons.
+    A description labelled alike / differ, never a claim's verdict."""
+    import pandas as pd
+
+    from alignlib.claims.verdicts import group_comparison_rows
+
+    z90, z95 = 1.6448536269514722, 1.959963984540054
+    heads, cells = [], []
+    for task, r, rise in (("lin", 0.0, 0.2), ("mlp", 0.5, 0.2)):
+        heads += [dict(task=task, claim=c, level="headline", metric="m", layer="h") for c in (1, 2)]
+        cells.append(dict(task=task, claim=2, level="cell", metric="m", layer="h", r=r, r_low=r - 0.1 * z90,
+                          r_high=r + 0.1 * z90, location_level=0.9, estimate=np.nan, ci_low=np.nan, ci_high=np.nan))
+        cells.append(dict(task=task, claim=1, level="cell", metric="m", layer="h", estimate=rise,
+                          ci_low=rise - 0.05 * z95, ci_high=rise + 0.05 * z95, r=np.nan, r_low=np.nan, r_high=np.nan,
+                          location_level=np.nan))
+    groups = {"lin": {"network": "linear", "target": "regression", "data": "synthetic"},
+              "mlp": {"network": "nonlinear", "target": "regression", "data": "synthetic"}}
+    rows = group_comparison_rows(pd.DataFrame(heads), pd.DataFrame(cells), groups)
+    net = rows[rows.task == "network: linear vs nonlinear"].set_index("statistic")
+    location = net.filter(like="claim 2", axis=0).iloc[0]
+    rise = net.filter(like="claim 1", axis=0).iloc[0]
+    assert location.estimate == pytest.approx(-0.5) and location.verdict == "differ"  # z = 0.5 / (0.1 sqrt 2) = 3.5
+    assert location.p_value == pytest.approx(2 * (1 - __import__("scipy").stats.norm.cdf(0.5 / (0.1 * np.sqrt(2)))))
+    assert rise.estimate == pytest.approx(0.0) and rise.verdict == "alike"
+    # a group without tasks cannot be compared
+    assert set(rows[rows.task == "target: regression vs classification"].verdict) == {"undecided"}

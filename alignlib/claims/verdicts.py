@@ -359,9 +359,9 @@ def _task_effects(frame: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
 def group_comparison_rows(frame: pd.DataFrame, cells: pd.DataFrame, groups: dict) -> pd.DataFrame:
     """Claim 3 compares the groups of each axis: for the claim-2 location r and the claim-1 rise, the
     mean over each group's tasks (:func:`_task_effects`) and a two-sided z test of their difference,
-    Holm across the comparisons. ``holds`` (the groups agree) when the difference is not significant,
-    ``fails`` when it is, ``undecided`` when a group has no estimate. A description of how alike the
-    groups are, beside the verdict of claim 3."""
+    Holm across the comparisons. ``alike`` when the difference is not significant, ``differ`` when it
+    is, ``undecided`` when a group has no estimate. A description of how alike the groups are, beside
+    the verdict of claim 3 (not a verdict: the groups' tasks use different metrics and scales)."""
     effects = _task_effects(frame, cells)
     rows, pvals = [], []
     for axis, (g1, g2) in GROUP_AXES.items():
@@ -383,7 +383,7 @@ def group_comparison_rows(frame: pd.DataFrame, cells: pd.DataFrame, groups: dict
                                     f"{g2}: {m2:.3g} (se {s2:.2g}; {', '.join(t2) or 'no task'})"))
     adjusted = holm(pvals)
     for row, q in zip(rows, adjusted):
-        row["verdict"] = "undecided" if not np.isfinite(q) else ("fails" if q < ALPHA else "holds")
+        row["verdict"] = "undecided" if not np.isfinite(q) else ("differ" if q < ALPHA else "alike")
         row["detail"] += f"; Holm p = {q:.3g}" if np.isfinite(q) else "; a group has no estimate"
     return pd.DataFrame(rows)
 
