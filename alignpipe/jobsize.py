@@ -190,7 +190,7 @@ def part_name(metrics) -> str:
 REFERENCE_CORES = 2  # the machine job_seconds and the constants above were tuned on
 MIN_JOB_SECONDS = 10.0  # a sized job's start-up (JOB_START_SECONDS) stays a fifth of it at most
 JOBS_PER_CORE = 6  # with more cores: sized jobs of about (expected work / cores) / JOBS_PER_CORE
-MAX_JOB_THREADS = 8
+MAX_JOB_THREADS = 6  # past 6, a thread adds less than 0.15 of a core (thread_speedup with the fraction below)
 JOB_START_SECONDS = 2.0  # process start-up, imports and file input/output of a training or align job
 # Amdahl's law for the arithmetic of a training step or a metric on k threads: a fraction s stays
 # serial (small batched matrices, per-member loops, kernel dispatch). ASSUMED, not measured: on the

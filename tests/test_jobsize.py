@@ -247,3 +247,42 @@ def test_threads_change_no_number():
         torch.set_num_threads(old)
     for a, b in zip(results[0].params, results[1].params):
         assert torch.equal(a, b)
+
+
+def test_critical_path_of_a_job_table(tmp_path):
+    """benchmarks/bench_pipeline.py --critical-path: a job waits for the producers of its inputs, and a
+    refined training job (input: data.nc only) for its task's refine checkpoint."""
+    import base64
+    import json
+    import sys
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from bench_pipeline import dependency_graph, jobs_of
+
+    from alignpipe.jobsize import critical_path
+
+    results, meta = tmp_path / "results", tmp_path / ".snakemake" / "metadata"
+    meta.mkdir(parents=True)
+    (results / "t" / "logs").mkdir(parents=True)
+
+    def record(rule, output, inputs, log, start, end):
+        path = str(results / output)
+        (meta / base64.b64encode(path.encode()).decode()).write_text(json.dumps(
+            {"rule": rule, "input": [str(results / i) for i in inputs], "log": [str(results / "t" / "logs" / log)],
+             "job_hash": hash(output), "starttime": start, "endtime": end}))
+
+    record("task_data", "t/data/data.nc", [], "data.log", 0, 2)
+    record("train", "t/models/n10.nc", ["t/data/data.nc"], "train_n10.log", 2, 12)
+    record("train", "t/models/n20.nc", ["t/data/data.nc"], "train_n20.log", 2, 5)
+    record("refine", "t/refine.json", ["t/data/data.nc", "t/models/n10.nc", "t/models/n20.nc"], "refine.log", 12, 13)
+    record("train", "t/models/n15.nc", ["t/data/data.nc"], "train_n15.log", 13, 20)  # refined: after refine
+    record("extract", "t/activations/n10-15-20.nc", ["t/models/n10.nc", "t/models/n15.nc", "t/models/n20.nc"],
+           "extract.log", 20, 21)
+    record("align", "t/alignment.nc", ["t/activations/n10-15-20.nc", "t/refine.json"], "align.log", 21, 30)
+    record("figures", "figures/t_x.png", ["t/alignment.nc"], "figures.log", 30, 31)
+    graph = dependency_graph(jobs_of(tmp_path))
+    total, path = critical_path(graph)
+    assert [j.rule for j in path] == ["task_data", "train", "refine", "train", "extract", "align", "figures"]
+    assert total == pytest.approx(2 + 10 + 1 + 7 + 1 + 9 + 1)
+    refined = next(j for j in graph if j.name.startswith("train train_n15"))
+    assert any(name.startswith("refine") for name in refined.after)
