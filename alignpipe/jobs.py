@@ -9,7 +9,10 @@
     # a script that got here wrote its outputs: the process ends at once (alignpipe.timing.fast_exit)
 
 The device comes from the config (``device``), not from the rule's params: it changes how fast a
-job runs, not what it computes, so changing it reruns nothing.
+job runs, not what it computes, so changing it reruns nothing. With CUDA a job holds a GPU slot
+(``jobs_per_gpu`` slots per device, alignpipe.gpu.acquire_gpu); with ``device: auto`` and a visible
+GPU, a task's jobs use the device its training step is faster on (alignpipe.gpu.task_device_choice,
+measured once per task, the choice and both timings in the job log).
 """
 
 from __future__ import annotations
@@ -37,18 +40,53 @@ class Job:
         return self.smk.wildcards.task
 
 
+@dataclass(frozen=True)
+class TaskTiming:
+    """What ``device: auto`` needs to choose a task's device: its settings, its data file (the network's
+    input and output sizes) and the file its choice is kept in."""
+
+    cfg: dict
+    data: str
+    cache: str
+
+
+def task_timing(smk) -> TaskTiming | None:
+    """The :class:`TaskTiming` of a rule script's task (None for a job without a task or a network)."""
+    from alignpipe.draws import trained_tasks
+
+    task = getattr(smk.wildcards, "task", None)
+    config = smk.config
+    cfg = trained_tasks(config).get(task) or config.get("tasks", {}).get(task) if task else None
+    if not cfg or "network" not in cfg:
+        return None
+    results = config.get("results", "results")
+    return TaskTiming(cfg, f"{results}/{task}/data/data.nc", f"{results}/{task}/device.json")
+
+
 @contextlib.contextmanager
-def job_device(name: str = "auto"):
-    """The device a pipeline job computes on; with CUDA, a GPU of its own (alignpipe.gpu)."""
+def job_device(name: str = "auto", *, jobs_per_gpu: int = 1, timing: TaskTiming | None = None, log=None):
+    """The device a pipeline job computes on; with CUDA, a GPU slot of its own (alignpipe.gpu.acquire_gpu,
+    ``jobs_per_gpu`` slots per device). ``auto`` with a visible GPU and a task's ``timing``: the device
+    its training step is faster on (alignpipe.gpu.task_device_choice; the choice and both timings go
+    to ``log``); without CUDA, the CPU and nothing measured."""
     device = resolve_device(name)
     if device.type != "cuda":
         yield device
         return
     import torch
 
-    from alignpipe.gpu import acquire_gpu
+    from alignpipe.gpu import acquire_gpu, describe_choice, task_device_choice, time_devices, timing_key
 
-    with acquire_gpu() as index:
+    if name == "auto" and timing is not None:
+        from alignpipe.cubes import read_netcdf
+
+        record = task_device_choice(timing.cache, lambda index: time_devices(timing.cfg, read_netcdf(timing.data), index),
+                                    key=timing_key(timing.cfg), jobs_per_gpu=jobs_per_gpu)
+        print(describe_choice(record, timing.cache), file=log, flush=True)
+        if record["device"] == "cpu":
+            yield torch.device("cpu")
+            return
+    with acquire_gpu(jobs_per_gpu=jobs_per_gpu) as index:
         yield torch.device("cuda", index)
 
 
@@ -61,7 +99,8 @@ def job(smk, *, device: bool = False):
         import torch  # noqa: F401  (before job_clock, which sets its threads)
     with log_to(smk.log[0]) as log, job_clock(log, smk.threads) as clock:
         if device:
-            with job_device(smk.config.get("device", "auto")) as chosen:
+            with job_device(smk.config.get("device", "auto"), jobs_per_gpu=smk.config.get("jobs_per_gpu", 1),
+                            timing=task_timing(smk), log=log) as chosen:
                 print(f"device: {chosen}", file=log)
                 yield Job(smk, log, clock, chosen)
         else:
