@@ -63,9 +63,12 @@ def test_the_combined_table_nests_members_in_their_draws(draws_run):
 def test_each_draw_has_its_own_data(draws_run):
     workdir, _ = draws_run
     data = [read_netcdf(workdir / "results" / name / "data" / "data.nc") for name in DRAWS]
-    for name in ("train_x", "probe_x", "test_x", "teacher", "ood_x"):
+    ood = [read_netcdf(workdir / "results" / name / "data" / "ood.nc") for name in DRAWS]
+    for name in ("train_x", "probe_x", "test_x", "teacher"):
         assert data[0][name].shape == data[1][name].shape
         assert not np.allclose(data[0][name].values, data[1][name].values), name
+    assert ood[0]["ood_x"].shape == ood[1]["ood_x"].shape  # the OOD probes live in data/ood.nc
+    assert not np.allclose(ood[0]["ood_x"].values, ood[1]["ood_x"].values)
     assert not (workdir / "results" / TASK / "data").exists()  # the task itself trains nothing
 
 
