@@ -410,6 +410,7 @@ def test_pairwise_equals_compare_for_different_widths(metric):
     ("information_imbalance", {"direction": "a_to_b"}), ("mutual_knn", {"k": 2}),
 ])
 @pytest.mark.parametrize("widths", [(30, 25, 30), (4, 30, 8)])
+@pytest.mark.filterwarnings("ignore::alignlib.metrics.UninformativeWarning")   # n < d on purpose
 def test_pairwise_equals_compare_when_n_below_d(metric, options, widths):
     reps = related(16, S=3, n=12, widths=widths)
     check_pairwise_equals_compare(reps, metric, **options)

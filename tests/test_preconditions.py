@@ -5,6 +5,7 @@ Each rule is checked both ways: it fires where declared and stays silent on ordi
 from __future__ import annotations
 
 import io
+import warnings
 
 import numpy as np
 import pytest
@@ -296,3 +297,22 @@ def test_compute_alignment_without_probe_inputs_cannot_see_the_linear_map(probes
     assert str(table["alignment_note"].sel(metric="cca", layer="hidden").values) == ""
     with pytest.raises(ValueError, match="probe_x"):
         compute_alignment(tiny_cube(probes), ["cca"], log=io.StringIO(), probe_x=probes[:10])
+
+
+def test_compute_alignment_does_not_repeat_the_libraries_warning_per_grid_point():
+    """The pipeline flags cells itself and stores the chance level next to every value, so its
+    calls filter UninformativeWarning deliberately; a user's compare on the same block warns."""
+    from test_chance import structured_cube
+
+    from alignlib.metrics import UninformativeWarning
+
+    cube = structured_cube(probes=24, width=30)            # 24 probes < 30 units: every member spans them
+    block = cube["activation"].isel(snr=0, n=0, layer=0).values
+    with pytest.warns(UninformativeWarning):
+        compare(block[0], block[1], "cka_linear")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UninformativeWarning)
+        table = compute_alignment(cube, ["cka_linear", "procrustes", "linear_predictivity"], log=io.StringIO(),
+                                  chance_draws=3, task="fake")
+    assert bool(np.isfinite(table["alignment"].sel(layer="hidden")).all())
+    assert bool(np.isfinite(table["chance"].sel(layer="hidden")).all())

@@ -29,6 +29,7 @@ def test_predictivity_matches_sklearn_ridge_with_interleaved_folds(ridge, widths
     assert compare(a, b, PRED, ridge=ridge, direction="b_to_a") == pytest.approx(ref_predictivity(b, a, ridge), abs=1e-9)
 
 
+@pytest.mark.filterwarnings("ignore::alignlib.metrics.UninformativeWarning")   # n < d on purpose
 def test_predictivity_matches_sklearn_when_n_is_below_d():
     a, b = related(4, n=40, widths=(60, 50))
     for ridge in (0.1, 10.0):
@@ -67,6 +68,7 @@ def test_predictivity_of_independent_gaussians_is_near_zero():
     assert abs(compare(x, y, PRED, ridge=0.1)) < 0.01
 
 
+@pytest.mark.filterwarnings("ignore::alignlib.metrics.UninformativeWarning")   # n < d on purpose
 def test_predictivity_is_below_one_for_identical_members_when_folds_do_not_span_them():
     x = rng_(6).normal(size=(50, 100))
     v = compare(x, x, PRED)

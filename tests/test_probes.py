@@ -54,10 +54,84 @@ def test_matrix_bootstrap_uses_the_same_probes_for_every_pair():
 def test_subsampling_without_replacement():
     reps = ensemble(2, S=2, n=50)
     res = bootstrap_probes_pair(reps[0], reps[1], "neighborhood_overlap", n_boot=10, seed=0,
-                                replace=False, fraction=0.8, k=5)
+                                method="subsample", fraction=0.8, k=5)
     assert res.samples.shape == (10,) and np.isfinite(res.samples).all()
+    assert res.method == "subsample: 40 of 50 probes without replacement, spread rescaled to n"
     with pytest.raises(ValueError, match="fraction < 1"):
-        bootstrap_probes_pair(reps[0], reps[1], "cka_linear", n_boot=2, replace=False)
+        bootstrap_probes_pair(reps[0], reps[1], "cka_linear", n_boot=2, fraction=1.0)
+    with pytest.raises(ValueError, match="method must be one of"):
+        bootstrap_probes_pair(reps[0], reps[1], "cka_linear", n_boot=2, method="bca")
+    with pytest.raises(ValueError, match="at least 3"):
+        bootstrap_probes_pair(reps[0], reps[1], "cka_linear", n_boot=2, fraction=0.02)
+
+
+def issue_members(seed=0, n=500, d=64):
+    """Two members sharing a 64-dimensional latent, as in issue 19 (n = 500, d = 64)."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(n, d))
+    a = z + 1.2 * rng.normal(size=(n, d))
+    b = z @ rng.normal(size=(d, d)) / np.sqrt(d) + rng.normal(size=(n, d))
+    return a, b
+
+
+@pytest.mark.parametrize("metric,n_boot", [("cka_linear", 100), ("cka_linear_debiased", 100),
+                                           ("procrustes", 100), ("linear_predictivity", 20)])
+def test_probe_interval_contains_the_estimate_that_the_percentile_bootstrap_excluded(metric, n_boot):
+    """Resampling with replacement duplicates probes, which inflates these metrics: the classic
+    bootstrap's 95 % interval lay wholly above the estimate. The default (subsampling without
+    replacement) is centred on it."""
+    a, b = issue_members()
+    options = {"ridge": 0.0} if metric == "linear_predictivity" else {}
+    res = bootstrap_probes_pair(a, b, metric, n_boot=n_boot, seed=1, **options)
+    assert res.low < res.estimate < res.high
+    assert res.estimate == compare(a, b, metric, **options)
+    old = bootstrap_probes_pair(a, b, metric, n_boot=n_boot, seed=1, method="bootstrap", **options)
+    assert not old.low <= old.estimate <= old.high
+    # subsamples move the way the metric is biased in n (up for CKA and Procrustes, down for
+    # predictivity): hence the interval takes their spread, not their location
+    shift = {"cka_linear": 1, "procrustes": 1, "linear_predictivity": -1}.get(metric, 0)
+    assert shift * (res.samples.mean() - res.estimate) > (res.high - res.low) / 2 or shift == 0
+
+
+def test_subsample_interval_is_the_rescaled_spread_about_the_estimate():
+    """low/high = percentiles of estimate + sqrt(m / (n - m)) (sample - mean): factor 1 for
+    half-samples, 2 for m = 0.8 n (the default)."""
+    reps = ensemble(8, S=2, n=60)
+    for fraction, factor in ((0.5, 1.0), (0.8, 2.0)):
+        res = bootstrap_probes_pair(reps[0], reps[1], "cka_linear", n_boot=50, seed=2, fraction=fraction)
+        moved = res.estimate + factor * (res.samples - res.samples.mean())
+        assert (res.low, res.high) == tuple(np.quantile(moved, [0.025, 0.975]))
+        # each sample is the metric on a subset of distinct probes
+        rng = np.random.default_rng(2)
+        idx = rng.choice(60, size=round(fraction * 60), replace=False)
+        assert len(set(idx)) == len(idx)
+        assert res.samples[0] == compare(reps[0][idx], reps[1][idx], "cka_linear")
+    mat = bootstrap_probes(reps, "cka_linear", n_boot=30, seed=3)
+    assert mat.samples.shape == (30, 2, 2)
+    moved = mat.estimate + 2.0 * (mat.samples - mat.samples.mean(0))
+    np.testing.assert_array_equal(mat.low, np.quantile(moved, 0.025, axis=0))
+
+
+def test_interval_repr_shows_estimate_bounds_method_and_count_not_the_samples():
+    reps = ensemble(9, S=2)
+    res = bootstrap_probes_pair(reps[0], reps[1], "cka_linear", n_boot=1000, seed=0)
+    text = repr(res)
+    assert text.startswith(f"Interval(estimate={res.estimate:.6g}, low={res.low:.6g}, high={res.high:.6g}, ")
+    assert "method='subsample: 48 of 60 probes without replacement, spread rescaled to n'" in text
+    assert text.endswith("n_resamples=1000)") and len(text) < 300
+    assert res.n_resamples == 1000
+    assert "percentile bootstrap over members" in repr(bootstrap_members(pairwise(ensemble(3), "cka_linear"),
+                                                                          n_boot=10, seed=0))
+
+
+def test_probe_intervals_warn_once_when_the_metric_is_uninformative():
+    from alignlib.metrics import UninformativeWarning
+
+    rng = np.random.default_rng(10)
+    a, b = rng.normal(size=(20, 300)), rng.normal(size=(20, 300))
+    with pytest.warns(UninformativeWarning) as record:
+        bootstrap_probes_pair(a, b, "cka_linear", n_boot=20, seed=0)
+    assert len(record) == 1 and record[0].filename == __file__
 
 
 def test_member_bootstrap_of_a_square_matrix():

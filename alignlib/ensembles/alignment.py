@@ -10,6 +10,7 @@ NaN at the hidden layers.
 from __future__ import annotations
 
 import sys
+import warnings
 from dataclasses import dataclass, field
 from itertools import combinations
 
@@ -120,11 +121,12 @@ class _AlignmentJob:
     def __post_init__(self):
         import torch  # heavy imports kept local: readers of alignment tables (figures, report) need no torch
 
-        from alignlib.metrics import METRICS, pairwise, preconditions
+        from alignlib.metrics import METRICS, UninformativeWarning, pairwise, preconditions
         from alignlib.stats import chance
 
         self.torch, self.metrics, self.pairwise, self.preconditions, self.chance = (
             torch, METRICS, pairwise, preconditions, chance)
+        self.uninformative = UninformativeWarning
         self.grid = MemberGrid.of(self.cube)
         self.storage = self.cube["activation"].dtype
         self.has_e2e = "end_to_end" in self.cube
@@ -230,7 +232,12 @@ def align_point(job: _AlignmentJob, metric: str, options: dict, key, where: tupl
     if on_device is not None:
         block = on_device
     try:
-        values[:] = _kept_pairs(job.pairwise, block, metric, options, job.grid.ia, job.grid.ib, keep)
+        with warnings.catch_warnings():
+            # Deliberately silent: the table flags uninformative cells itself (NaN plus alignment_note,
+            # from alignlib.metrics.preconditions) and stores the chance level next to every value; the
+            # library's per-call UninformativeWarning would repeat that once per grid point.
+            warnings.simplefilter("ignore", job.uninformative)
+            values[:] = _kept_pairs(job.pairwise, block, metric, options, job.grid.ia, job.grid.ib, keep)
     except ValueError as error:  # e.g. a dead (constant) layer: no value, say why
         job.say(f"alignment: {metric} at layer {layer}, snr {snr:g}, n {n}: NaN ({error})")
         return f"{_RAISED} (first: {error})"

@@ -10,6 +10,12 @@ invariances, default options). NumPy input runs on the CPU; torch input stays on
 its device; everything is accumulated in float64. Bad input (NaN/inf, mismatched
 probe counts, constant members, k >= n, too few probes, unknown names) raises a
 ValueError that says what is wrong.
+
+Also here: :func:`distance` / :func:`pairwise_distance` (angular distances for the metrics whose
+value is a cosine: CKA, Procrustes as in netrep, RSA), :func:`cross_validated` (held-out scores
+for the fitted metrics: Procrustes, predictivity, CCA), :class:`UninformativeWarning` (a value
+fixed by construction) and :func:`set_memory_limit` / :func:`memory_limit` (the size check
+before soft_matching and linear_predictivity allocate).
 """
 
 # Registration order (= import order) is the registry's order.
@@ -22,6 +28,11 @@ from . import cosine as _cosine  # noqa: F401
 from . import predictivity as _predictivity  # noqa: F401
 from . import soft_matching as _soft_matching  # noqa: F401
 from ._api import compare, pairwise
+from ._forms import HeldOutScore, cross_validated, distance, pairwise_distance
+from ._memory import memory_limit, set_memory_limit
+from ._preconditions import UninformativeWarning
 from ._registry import METRICS, TRANSFORMATIONS, MetricInfo, metric_names
 
-__all__ = ["METRICS", "TRANSFORMATIONS", "MetricInfo", "compare", "metric_names", "pairwise"]
+__all__ = ["METRICS", "TRANSFORMATIONS", "HeldOutScore", "MetricInfo", "UninformativeWarning", "compare",
+           "cross_validated", "distance", "memory_limit", "metric_names", "pairwise", "pairwise_distance",
+           "set_memory_limit"]

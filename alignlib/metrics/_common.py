@@ -17,6 +17,10 @@ Tensor = torch.Tensor
 
 #: Relative size below which a centred representation counts as constant.
 CONSTANT_RTOL = 1e-12
+F64_EPS = float(torch.finfo(DTYPE).eps)
+#: Fewest probes an activation metric accepts. With n = 2 every centred member is one direction
+#: (+-v), so CKA = Procrustes = 1 and every neighbour set is the other probe, for any data.
+MIN_PROBES = 3
 
 
 # --------------------------------------------------------------------------- input
@@ -30,17 +34,54 @@ def _device_of(items: Sequence) -> torch.device:
 
 
 def _to_tensor(x, device: torch.device, label: str) -> Tensor:
-    """One array-like as a float64 tensor on ``device`` (torch tensors are detached)."""
+    """One array-like as a contiguous float64 tensor on ``device`` (torch tensors are detached).
+
+    NumPy input is made C-contiguous and writeable first (``numpy.require``): reversed views
+    (negative strides), Fortran-ordered arrays and read-only arrays (``np.load(mmap_mode='r')``)
+    are copied, so torch neither refuses them nor warns about them, and a strided view gives
+    the same bits as a contiguous copy of the same values. A float64 C-contiguous writeable
+    array is shared, not copied; nothing here writes to it.
+    """
     if isinstance(x, torch.Tensor):
         if x.is_complex():
             raise ValueError(f"{label} is complex; alignment metrics need real values")
-        return x.detach().to(device=device, dtype=DTYPE)
+        return x.detach().to(device=device, dtype=DTYPE).contiguous()
     arr = np.asarray(x)
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
         raise ValueError(f"{label} must be a numeric array, got dtype {arr.dtype}")
     if np.iscomplexobj(arr):
         raise ValueError(f"{label} is complex; alignment metrics need real values")
-    return torch.as_tensor(np.asarray(arr, dtype=np.float64), device=device)
+    return torch.as_tensor(np.require(arr, dtype=np.float64, requirements=["C", "W"]), device=device)
+
+
+def _dtype_eps(x) -> float | None:
+    """Machine epsilon of one input's floating dtype; None for float64 or wider and for exact
+    (integer, boolean) data."""
+    if isinstance(x, torch.Tensor):
+        if not x.is_floating_point():
+            return None
+        eps = torch.finfo(x.dtype).eps
+    else:
+        dt = getattr(x, "dtype", None)
+        if dt is None:
+            dt = np.asarray(x).dtype
+        if not np.issubdtype(dt, np.floating):
+            return None
+        eps = float(np.finfo(dt).eps)
+    return None if eps <= F64_EPS else float(eps)
+
+
+def input_eps(reps) -> float | None:
+    """The coarsest machine epsilon among the inputs' storage dtypes, or None when every input is
+    float64 (or exact). ``reps`` as for :func:`split_members`.
+
+    The metrics compute in float64, but float32 activations carry rounding of relative size
+    ~6e-8 in every direction; rank decisions must not count it as signal, so they use this eps
+    (e.g. the CCA family's ``rank_eps`` when left at None).
+    """
+    items = list(reps) if isinstance(reps, (list, tuple)) else [reps]
+    eps = [e for e in map(_dtype_eps, items) if e is not None]
+    return max(eps) if eps else None
 
 
 def split_members(reps) -> list[Tensor]:
@@ -90,9 +131,32 @@ def as_activations(members: list[Tensor]) -> list[Tensor]:
     if len(set(counts)) > 1:
         raise ValueError(f"members have different numbers of probes (rows): {counts}; "
                          f"every member must be evaluated on the same n probes")
-    if counts[0] < 2:
-        raise ValueError(f"need at least 2 probes, got n = {counts[0]}")
+    if counts[0] < MIN_PROBES:
+        raise ValueError(
+            f"need at least {MIN_PROBES} probes, got n = {counts[0]}: with 2 probes every centred member "
+            f"is a single direction (+-v), so every metric is fixed by construction (CKA = Procrustes = 1 "
+            f"for any data)")
     return out
+
+
+def unit_scaled(x: Tensor) -> Tensor:
+    """``x`` times the power of two that brings ``max|x|`` into [0.5, 1).
+
+    Every metric is invariant to isotropic scaling of a member, so this changes no value, but it
+    keeps the metrics' products (CKA's fourth powers, norms, Gram matrices) far from float64's
+    overflow (~1e308) and underflow (~1e-308): members scaled by 1e+-200 give the value of the
+    unscaled ones. A power of two only changes exponents, so for a member whose entries stay
+    normal numbers it is exact: well-scaled input gives the same bits as without it. A zero
+    member is returned as it is (the metrics reject it as constant).
+    """
+    m = float(x.abs().max()) if x.numel() else 0.0
+    if m == 0.0:
+        return x
+    e = math.frexp(m)[1]                       # m = f 2^e, 0.5 <= f < 1
+    if e == 0:
+        return x
+    half = -e // 2                             # two factors: neither over- nor underflows
+    return x * math.ldexp(1.0, half) * math.ldexp(1.0, -e - half) if abs(e) > 1000 else x * math.ldexp(1.0, -e)
 
 
 def as_vectors(members: list[Tensor]) -> list[Tensor]:

@@ -31,7 +31,9 @@ class MetricInfo:
     (members are whole maps, e.g. (d_in, d_out) weight products, compared flattened).
     ``preconditions`` says, in one sentence, when the metric is informative: outside those
     conditions it returns a number fixed by construction (e.g. CCA = 1), not evidence.
-    ``alignlib.metrics.preconditions`` detects the violations it can test on one grid point.
+    ``alignlib.metrics.preconditions`` detects the violations it can test on one grid point, and
+    ``compare``/``pairwise`` warn about those they can test on one call
+    (:class:`~alignlib.metrics.UninformativeWarning`).
     """
 
     name: str
@@ -45,6 +47,13 @@ class MetricInfo:
     joint_invariances: frozenset[str] = frozenset()
     preconditions: str = ""
     impl: Callable = field(repr=False, compare=False, default=None)
+    #: The distance form, if the metric has one: how ``arccos(value)`` is an angle between the
+    #: members (see :func:`alignlib.metrics.distance`); "" = none.
+    distance: str = ""
+    #: Held-out score ``heldout(a, b, train, test, options) -> 0-d tensor`` for fitted metrics:
+    #: fit the alignment map on the probes ``train``, score it on ``test``
+    #: (see :func:`alignlib.metrics.cross_validated`); None = not a fitted metric.
+    heldout: Callable | None = field(repr=False, compare=False, default=None)
 
     def __post_init__(self):
         unknown = (self.invariances | self.joint_invariances) - TRANSFORMATIONS

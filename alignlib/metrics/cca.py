@@ -110,12 +110,20 @@ def _reduce(x: Tensor, xc: Tensor, eps: float | None, variance: float | None) ->
     """Thin SVD of a centred matrix ``xc`` (of the stored values ``x``) cut to its numerical rank,
     then (SVCCA) to a variance fraction."""
     u, s, vh = torch.linalg.svd(xc, full_matrices=False)
-    r = numerical_rank(s, tuple(xc.shape), float(torch.linalg.norm(x)), eps)
+    r = kept_rank(s, tuple(xc.shape), float(torch.linalg.norm(x)), eps, variance)
+    return u[:, :r], s[:r], vh[:r].mT, r
+
+
+def kept_rank(s: Tensor, shape: tuple[int, int], norm: float, eps: float | None, variance: float | None) -> int:
+    """Directions kept from singular values ``s`` (descending) of a centred member of ``shape``:
+    the :func:`numerical_rank`, then (SVCCA, ``variance`` not None) the fewest of those explaining
+    that fraction of their variance."""
+    r = numerical_rank(s, shape, norm, eps)
     if variance is not None and r > 0:
         frac = torch.cumsum(s[:r] * s[:r], 0) / (s[:r] * s[:r]).sum()
-        target = torch.tensor([variance - 1e-12], dtype=DTYPE, device=xc.device)
+        target = torch.tensor([variance - 1e-12], dtype=DTYPE, device=s.device)
         r = min(r, int(torch.searchsorted(frac, target)) + 1)
-    return u[:, :r], s[:r], vh[:r].mT, r
+    return r
 
 
 def cca_state(x: Tensor, index: int, metric: str, ridge: float, variance: float | None = None,
@@ -143,11 +151,18 @@ def cca_state(x: Tensor, index: int, metric: str, ridge: float, variance: float 
     require_probes(n, RIDGE_MIN_PROBES, metric,
                    "ridge > 0 fits the canonical directions on the even-indexed probes and "
                    "correlates them on the odd-indexed ones")
-    fit, held = centre(x[0::2]), centre(x[1::2])
-    u, s, v, r = _reduce(x[0::2], fit, eps, variance)
+    return split_state(x[0::2], x[1::2], index, metric, ridge, variance, eps, "the even-indexed probes")
+
+
+def split_state(fit_x: Tensor, held_x: Tensor, index: int, metric: str, ridge: float,
+                variance: float | None, eps: float | None, fit_name: str = "the fitting probes") -> CCAState:
+    """A member reduced on its fitting probes ``fit_x`` (basis, ridge factors), with its held-out
+    probes ``held_x`` (each set centred by its own mean) as coordinates ``t`` in that basis."""
+    fit, held = centre(fit_x), centre(held_x)
+    u, s, v, r = _reduce(fit_x, fit, eps, variance)
     if r == 0:
-        raise ValueError(f"{metric}: member {index} is constant across the even-indexed probes used to "
-                         f"fit the ridge CCA directions")
+        raise ValueError(f"{metric}: member {index} is constant across {fit_name} used to fit the CCA "
+                         f"directions")
     lam = ridge * float((s * s).mean())
     f = s / torch.sqrt(s * s + lam)
     t = (held @ v) / s
@@ -177,23 +192,23 @@ class _Stacks:
         return self.w[key][idx], self.f[key][idx], self.fs[key][idx], v, tf
 
 
-def _values(metric: str, side_a, side_b, ridge: float):
+def _values(metric: str, side_a, side_b, held_out: bool):
     """(value(a, b), value(b, a)) for a batch of equally shaped pairs; they differ only for pwcca.
 
     ``side_*`` = (W = U F, f, f * s, V, T F) stacked over the batch. The canonical directions
     are the singular vectors of ``M = W_a^T W_b``. The correlations are M's singular values
-    (ridge = 0), or with ridge > 0 the held-out correlations of the variates ``T_a F_a p_m``
-    and ``T_b F_b q_m``.
+    (in-sample: ridge = 0), or (``held_out``: ridge > 0, or :func:`heldout_cca`) the held-out
+    correlations of the variates ``T_a F_a p_m`` and ``T_b F_b q_m``.
     """
     wa, fa, fsa, va, ta = side_a
     wb, fb, fsb, vb, tb = side_b
     m = wa.mT @ wb
-    if metric != "pwcca" and ridge == 0.0:
+    if metric != "pwcca" and not held_out:
         corr = torch.linalg.svdvals(m)
     else:
         p, sigma, qh = torch.linalg.svd(m, full_matrices=False)
         q = qh.mT
-        if ridge == 0.0:
+        if not held_out:
             corr = sigma / ((fa[:, :, None] * p).norm(dim=1) * (fb[:, :, None] * q).norm(dim=1))
         else:
             xa, xb = ta @ p, tb @ q                       # held-out variates, (batch, n_held, q)
@@ -226,19 +241,13 @@ def _plain_cca_matrix(states: list[CCAState], pair: bool) -> Tensor:
 
 
 def _cca_family(members: list[Tensor], options: dict, pair: bool, metric: str) -> Tensor:
-    ridge = check_nonnegative(options["ridge"], metric, "ridge")
-    variance = None
-    if metric == "svcca":
-        variance = float(options["variance"])
-        if not 0.0 < variance <= 1.0:
-            raise ValueError(f"svcca: variance must be a fraction in (0, 1], got {options['variance']!r}")
-    rank_eps = check_rank_eps(options["rank_eps"], metric)
+    ridge, variance, rank_eps = _family_options(metric, options)
     states = [cca_state(x, i, metric, ridge, variance, rank_eps) for i, x in enumerate(members)]
     if metric == "cca" and ridge == 0.0:
         return _plain_cca_matrix(states, pair)
     stacks = _Stacks(states)
     if pair:
-        return _values(metric, stacks.take(stacks.key[0], [0]), stacks.take(stacks.key[1], [1]), ridge)[0][0]
+        return _values(metric, stacks.take(stacks.key[0], [0]), stacks.take(stacks.key[1], [1]), ridge > 0.0)[0][0]
     S, n = len(states), members[0].shape[0]
     out = torch.ones(S, S, dtype=DTYPE, device=states[0].u.device)
     groups: dict[tuple, list[tuple[int, int]]] = {}
@@ -250,11 +259,37 @@ def _cca_family(members: list[Tensor], options: dict, pair: bool, metric: str) -
         for s in range(0, len(pairs), step):
             ii = [i for i, _ in pairs[s:s + step]]
             jj = [j for _, j in pairs[s:s + step]]
-            vab, vba = _values(metric, stacks.take(ka, ii), stacks.take(kb, jj), ridge)
+            vab, vba = _values(metric, stacks.take(ka, ii), stacks.take(kb, jj), ridge > 0.0)
             ti, tj = torch.tensor(ii, device=out.device), torch.tensor(jj, device=out.device)
             out[ti, tj] = vab
             out[tj, ti] = vba
     return out
+
+
+def _family_options(metric: str, options: dict) -> tuple[float, float | None, float | None]:
+    """(ridge, variance, rank_eps), validated."""
+    ridge = check_nonnegative(options["ridge"], metric, "ridge")
+    variance = None
+    if metric == "svcca":
+        variance = float(options["variance"])
+        if not 0.0 < variance <= 1.0:
+            raise ValueError(f"svcca: variance must be a fraction in (0, 1], got {options['variance']!r}")
+    return ridge, variance, check_rank_eps(options["rank_eps"], metric)
+
+
+def heldout_cca(metric: str):
+    """The held-out score of ``metric`` (cca, svcca or pwcca) for :func:`alignlib.metrics.cross_validated`:
+    canonical directions fitted on the training probes (with the metric's ridge, rank_eps and,
+    for svcca, its PCA cut), correlations of the canonical variates on the held-out probes (each
+    set centred by its own mean), summarised as the metric does (mean square, mean, or pwcca's
+    weights from the training probes)."""
+    def score(a: Tensor, b: Tensor, train: Tensor, test: Tensor, options: dict) -> Tensor:
+        ridge, variance, eps = _family_options(metric, options)
+        states = [split_state(x[train], x[test], i, metric, ridge, variance, eps, "the training probes")
+                  for i, x in enumerate((a, b))]
+        stacks = _Stacks(states)
+        return _values(metric, stacks.take(stacks.key[0], [0]), stacks.take(stacks.key[1], [1]), True)[0][0]
+    return score
 
 
 def cca(members: list[Tensor], options: dict, pair: bool) -> Tensor:
@@ -307,7 +342,7 @@ register(MetricInfo(
                 "with n - 1 <= rank is an error. rank_eps: the storage dtype's eps for the "
                 "numerical rank (None = float64).",
     preconditions=CCA_PRECONDITIONS,
-    reference="Hotelling 1936; Kornblith et al. 2019 (R^2_CCA)", impl=cca))
+    reference="Hotelling 1936; Kornblith et al. 2019 (R^2_CCA)", impl=cca, heldout=heldout_cca("cca")))
 register(MetricInfo(
     name="svcca", range=(0.0, 1.0), symmetric=True, invariances=_CCA_INV,
     needs="activations", options={"variance": 0.99, "ridge": 0.0, "rank_eps": None},
@@ -316,7 +351,7 @@ register(MetricInfo(
     preconditions="As cca, for the PCA-kept directions: with ridge = 0 uninformative (1 by "
                   "construction) when they span exactly the probe inputs' centred column space "
                   "or number n - 1 or more.",
-    reference="Raghu et al. 2017, NeurIPS", impl=svcca))
+    reference="Raghu et al. 2017, NeurIPS", impl=svcca, heldout=heldout_cca("svcca")))
 register(MetricInfo(
     name="pwcca", range=(0.0, 1.0), symmetric=False,
     invariances=frozenset({"translation", "isotropic_scaling", "permutation"}),
@@ -324,4 +359,4 @@ register(MetricInfo(
     description="Projection-weighted mean canonical correlation, weighted by the first "
                 "member's units (asymmetric; ridge and rank_eps as for cca).",
     preconditions=CCA_PRECONDITIONS,
-    reference="Morcos et al. 2018, NeurIPS", impl=pwcca))
+    reference="Morcos et al. 2018, NeurIPS", impl=pwcca, heldout=heldout_cca("pwcca")))

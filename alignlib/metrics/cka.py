@@ -222,7 +222,10 @@ register(MetricInfo(
     preconditions="Needs members that are not constant over probes; with fewer probes than units "
                   "(n << d) even independent members score high (about d / (n + d) for isotropic "
                   "ones), so read it against a permutation baseline there.",
-    reference="Kornblith et al. 2019, ICML", impl=cka_linear))
+    reference="Kornblith et al. 2019, ICML", impl=cka_linear,
+    distance="arccos(CKA) in [0, pi/2]: the angle between the centred Gram matrices HKH and HLH as "
+             "vectors (CKA is their cosine), a metric on members up to translation, scaling and "
+             "orthogonal maps (Williams et al. 2021)"))
 register(MetricInfo(
     name="cka_linear_debiased", range=(-1.0, 1.0), symmetric=True, invariances=ROTATION_SCALE_SHIFT,
     needs="activations", options={},
@@ -230,7 +233,9 @@ register(MetricInfo(
                 "representations, may be negative; needs n >= 4.",
     preconditions="Needs n >= 4 probes and non-constant members; informative at any n / d "
                   "(independent members give ~0), though noisy when n is small.",
-    reference="Song et al. 2012, JMLR; Szekely & Rizzo 2014, Ann. Stat.", impl=cka_linear_debiased))
+    reference="Song et al. 2012, JMLR; Szekely & Rizzo 2014, Ann. Stat.", impl=cka_linear_debiased,
+    distance="arccos(debiased CKA) in [0, pi]: the angle between the U-centred Gram matrices (the "
+             "debiased CKA is their cosine)"))
 register(MetricInfo(
     name="cka_rbf", range=(0.0, 1.0), symmetric=True, invariances=ROTATION_SCALE_SHIFT,
     needs="activations", options={"bandwidth": 0.8},
@@ -238,4 +243,5 @@ register(MetricInfo(
     preconditions="Needs non-constant members with a non-zero median pairwise distance; "
                   "uninformative when the kernel is all ones or the identity (e.g. most probes "
                   "duplicated, or a bandwidth far from the data's scale).",
-    reference="Kornblith et al. 2019, ICML", impl=cka_rbf))
+    reference="Kornblith et al. 2019, ICML", impl=cka_rbf,
+    distance="arccos(CKA) in [0, pi/2]: the angle between the centred RBF kernel matrices"))

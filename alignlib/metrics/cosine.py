@@ -36,4 +36,5 @@ register(MetricInfo(
                 "orthogonal/permutation invariance only when applied to both members.",
     preconditions="Needs the end-to-end maps of linear networks (stored at the last layer only); "
                   "informative whenever the maps are non-zero.",
-    reference="", impl=cosine_end_to_end))
+    reference="", impl=cosine_end_to_end,
+    distance="arccos(cosine) in [0, pi]: the angle between the flattened maps"))

@@ -58,6 +58,7 @@ import numpy as np
 import torch
 
 from ._common import DTYPE, Tensor, centred_checked, check_choice, check_nonnegative, require_probes
+from ._memory import check_memory
 from ._registry import MetricInfo, register
 
 DIRECTIONS = ("symmetric", "a_to_b", "b_to_a")
@@ -163,6 +164,20 @@ def predictivity_matrix(predictors: list[Tensor], targets: list[Tensor], ridge: 
     return out
 
 
+def memory_estimate(n: int, predictor_widths: list[int], target_widths: list[int], folds: int,
+                    grid_size: int) -> int:
+    """Peak bytes of :func:`predictivity_matrix` (an estimate, counting float64 elements): the
+    stacked targets and their centred and training copies (4 n D, D = all target units), one
+    batch of held-out predictions and errors (3 x max(n_te D, min(BATCH_ELEMENTS, grid n_te D))),
+    the widest predictor's Gram matrix and eigenvectors (2 m^2, m = min(d, n)), its training
+    copies (3 n d) and the projected targets (m D)."""
+    D, d = sum(target_widths), max(predictor_widths)
+    n_te = math.ceil(n / folds)
+    m = min(d, n)
+    batch = max(n_te * D, min(BATCH_ELEMENTS, grid_size * n_te * D))
+    return 8 * (4 * n * D + 3 * batch + 2 * m * m + 3 * n * d + m * D + 2 * grid_size * D)
+
+
 def linear_predictivity(members: list[Tensor], options: dict, pair: bool) -> Tensor:
     """Held-out R^2 (variance-weighted over target units) of a cross-validated ridge regression.
 
@@ -170,13 +185,24 @@ def linear_predictivity(members: list[Tensor], options: dict, pair: bool) -> Ten
     ``"b_to_a"``, or ``"symmetric"`` (default: the mean of both). Range (-inf, 1].
     Invariant to translation, isotropic scaling, orthogonal maps and permutations of
     either member; with ridge = 0 also to invertible linear maps of the predictor (not of
-    the target). See the module docstring for folds, ridge scaling and the identity.
+    the target). See the module docstring for folds, ridge scaling and the identity. Before any
+    allocation the peak memory is estimated (:func:`memory_estimate`) and a :class:`MemoryError`
+    names it when it exceeds :func:`alignlib.metrics.memory_limit`.
     """
     direction = check_choice(options["direction"], DIRECTIONS, "linear_predictivity", "direction")
     ridge = _ridge_option(options["ridge"])
     for i, x in enumerate(members):
         centred_checked(x, i, "linear_predictivity")
-    folds = _check_folds(options["folds"], members[0].shape[0], ridge is None)
+    n = members[0].shape[0]
+    folds = _check_folds(options["folds"], n, ridge is None)
+    widths = [x.shape[1] for x in members]
+    grid = len(CV_GRID) if ridge is None else 1
+    estimate = (max(memory_estimate(n, [widths[0]], [widths[1]], folds, grid),
+                    memory_estimate(n, [widths[1]], [widths[0]], folds, grid)) if pair
+                else memory_estimate(n, widths, widths, folds, grid))
+    check_memory("linear_predictivity", estimate,
+                 f"{len(members)} members of {n} probes and {sum(widths)} units in all (widest {max(widths)})",
+                 members[0].device)
     if pair:
         a, b = members
         ab = predictivity_matrix([a], [b], ridge, folds)[0, 0] if direction != "b_to_a" else None
@@ -195,6 +221,40 @@ def linear_predictivity(members: list[Tensor], options: dict, pair: bool) -> Ten
     return m
 
 
+def _heldout_r2(x: Tensor, y: Tensor, train: Tensor, test: Tensor, ridge: float | None, folds: int) -> Tensor:
+    """R^2 on the probes ``test`` of y predicted from x by a ridge fitted on ``train`` (the ridge
+    chosen by an inner cross-validation on ``train`` when ``ridge`` is None)."""
+    grid = torch.tensor(CV_GRID if ridge is None else (ridge,), dtype=DTYPE, device=x.device)
+    sse = _fold_sse(x, y, train, test, grid).sum(1)                          # (G,)
+    best = 0
+    if ridge is None:
+        inner = sum(_fold_sse(x, y, tr, te, grid).sum(1) for tr, te in _folds(train, folds))
+        best = int(torch.argmin(inner))
+    held = y[test]
+    return 1.0 - sse[best] / ((held - held.mean(0, keepdim=True)) ** 2).sum()
+
+
+def heldout_predictivity(a: Tensor, b: Tensor, train: Tensor, test: Tensor, options: dict) -> Tensor:
+    """Held-out score for :func:`alignlib.metrics.cross_validated`: the ridge regression (intercept
+    included; ``ridge`` as the metric's, "cv" chosen by an inner cross-validation with the metric's
+    ``folds`` on the training probes) is fitted on ``train`` and its variance-weighted R^2 taken on
+    ``test`` about the held-out probes' own mean (sklearn's ``r2_score`` on the fold);
+    ``direction`` as the metric's (symmetric: the mean of both)."""
+    direction = check_choice(options["direction"], DIRECTIONS, "linear_predictivity", "direction")
+    ridge = _ridge_option(options["ridge"])
+    for i, x in enumerate((a, b)):
+        centred_checked(x[train], i, "linear_predictivity")
+        centred_checked(x[test], i, "linear_predictivity")
+    folds = _check_folds(options["folds"], len(train), ridge is None)
+    ab = _heldout_r2(a, b, train, test, ridge, folds) if direction != "b_to_a" else None
+    ba = _heldout_r2(b, a, train, test, ridge, folds) if direction != "a_to_b" else None
+    if direction == "a_to_b":
+        return ab
+    if direction == "b_to_a":
+        return ba
+    return 0.5 * (ab + ba)
+
+
 register(MetricInfo(
     name="linear_predictivity", range=(-math.inf, 1.0), symmetric=True,
     invariances=frozenset({"translation", "isotropic_scaling", "orthogonal", "permutation"}),
@@ -211,4 +271,4 @@ register(MetricInfo(
                   "even for identical members -- compare it against a permutation baseline there. "
                   "Needs n >= 2 folds probes (4 folds with the inner cross-validation).",
     reference="Linear regression / predictivity, e.g. Yamins et al. 2014; Li et al. 2016; "
-              "arXiv 2502.18710", impl=linear_predictivity))
+              "arXiv 2502.18710", impl=linear_predictivity, heldout=heldout_predictivity))

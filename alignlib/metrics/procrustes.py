@@ -19,7 +19,7 @@ import math
 
 import torch
 
-from ._common import Tensor, centred_checked, check_choice
+from ._common import Tensor, centre, centred_checked, check_choice
 from ._registry import MetricInfo, register
 
 KINDS = ("nuclear", "angular")
@@ -85,6 +85,32 @@ def _all_pairs(factors: list[Tensor], kind: str) -> Tensor:
             out[j_idx, i_idx] = val
     return out
 
+def heldout_procrustes(a: Tensor, b: Tensor, train: Tensor, test: Tensor, options: dict) -> Tensor:
+    """Held-out Procrustes score for :func:`alignlib.metrics.cross_validated`.
+
+    Fit: the orthogonal map Q (d_b x d_a, a partial isometry when the widths differ) that best
+    aligns the centred training probes, ``max_Q <A_tr, B_tr Q>``, i.e. ``Q = V U^T`` for
+    ``A_tr^T B_tr = U S V^T`` (scale and translation are free, so neither is fitted). Score:
+    ``<A_te, B_te Q> / (||A_te||_F ||B_te||_F)`` on the held-out probes, each centred by its own
+    mean -- the held-out counterpart of ``||A~^T B~||_*`` (which is that cosine with Q fitted on
+    the same probes), or its angular form with ``kind='angular'``. Identical members score 1
+    when the training probes span them; independent members about 0, while in-sample they
+    score well above 0 when n is not large against the widths.
+    """
+    kind = check_choice(options["kind"], KINDS, "procrustes", "kind")
+    for i, x in enumerate((a, b)):
+        centred_checked(x[train], i, "procrustes")
+        centred_checked(x[test], i, "procrustes")
+    a_tr, b_tr = centre(a[train]), centre(b[train])
+    u, _, vh = torch.linalg.svd(a_tr.mT @ b_tr, full_matrices=False)
+    q = vh.mT @ u.mT                                            # d_b x d_a
+    a_te, b_te = centre(a[test]), centre(b[test])
+    cosine = (a_te * (b_te @ q)).sum() / (a_te.norm() * b_te.norm())
+    if kind == "angular":
+        return 1.0 - (2.0 / math.pi) * torch.arccos(cosine.clamp(-1.0, 1.0))
+    return cosine
+
+
 register(MetricInfo(
     name="procrustes", range=(0.0, 1.0), symmetric=True,
     invariances=frozenset({"translation", "isotropic_scaling", "orthogonal", "permutation"}),
@@ -95,4 +121,8 @@ register(MetricInfo(
     preconditions="Needs members that are not constant over probes; like linear CKA it scores "
                   "independent members high when n << d, so read it against a permutation "
                   "baseline there.",
-    reference="Schoenemann 1966; Williams et al. 2021, NeurIPS", impl=procrustes))
+    reference="Schoenemann 1966; Williams et al. 2021, NeurIPS", impl=procrustes,
+    distance="arccos(||A~^T B~||_*) in [0, pi/2]: the angular Procrustes shape distance of Williams et "
+             "al. 2021 (netrep's angular distance), a metric on members up to translation, scaling and "
+             "orthogonal maps (computed from kind='nuclear')",
+    heldout=heldout_procrustes))

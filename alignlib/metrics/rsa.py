@@ -74,4 +74,6 @@ register(MetricInfo(
     preconditions="Needs >= 2 units, >= 3 probes and a non-constant RDM; probes constant across "
                   "units count as uncorrelated with all others, so a layer where most probes are "
                   "silent is dominated by that convention.",
-    reference="Kriegeskorte et al. 2008", impl=rsa))
+    reference="Kriegeskorte et al. 2008", impl=rsa,
+    distance="arccos(r) in [0, pi]: the angle between the centred (for Spearman: ranked) RDM "
+             "triangles, whose cosine the correlation r is"))

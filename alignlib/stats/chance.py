@@ -27,12 +27,14 @@ nothing to shuffle, so their chance is NaN with :data:`END_TO_END_REASON`.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from alignlib.metrics._api import pairwise
+from alignlib.metrics._preconditions import UninformativeWarning
 from alignlib.metrics._registry import get_metric
 from alignlib.seeding import stream
 
@@ -96,6 +98,8 @@ def shuffled_pairwise(reps, perms, metric: str, **options) -> np.ndarray:
     ``reps``: (S, n, d) or a list of (n, d) arrays or tensors (torch input is computed on its
     device); ``perms``: integer permutations of the n probes, one per member (None: left as it is).
     The one implementation of shuffled probes: ``alignlib.stats.probes.permutation_baseline`` uses it too.
+    It emits no :class:`~alignlib.metrics.UninformativeWarning`: a chance draw is the baseline such a
+    warning points to, and its callers warn (``stats``) or flag the cell (``compute_alignment``) once.
     """
     if get_metric(metric).needs != "activations":
         raise ValueError(f"{metric} {END_TO_END_REASON}")
@@ -106,7 +110,9 @@ def shuffled_pairwise(reps, perms, metric: str, **options) -> np.ndarray:
             continue
         index = np.asarray(perm)
         shuffled.append(x[torch.as_tensor(index, device=x.device)] if isinstance(x, torch.Tensor) else x[index])
-    return pairwise(shuffled, metric, **options)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UninformativeWarning)
+        return pairwise(shuffled, metric, **options)
 
 
 def chance_draws(block, key: ChanceKey, draws: int, *, options: dict | None = None, keep=None) -> np.ndarray:
