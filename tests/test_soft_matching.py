@@ -5,6 +5,7 @@ pairwise == compare, and values against independent implementations of the publi
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -118,3 +119,27 @@ def test_soft_matching_errors():
     info = METRICS[SOFT]
     assert info.symmetric and info.range == (-1.0, 1.0)
     assert info.invariances == {"translation", "isotropic_scaling", "permutation"}
+
+
+def test_without_pot_soft_matching_names_the_extra_and_hard_matching_still_works(monkeypatch):
+    """POT is the soft-matching extra, imported on first use (issue 19, item 4)."""
+    import sys
+
+    a, b = related(40, widths=(4, 4))[:2]
+    monkeypatch.setitem(sys.modules, "ot", None)           # import ot -> ImportError
+    for call in (lambda: compare(a, b, SOFT), lambda: pairwise([a, b, a], SOFT)):
+        with pytest.raises(ImportError, match=r'pip install "alignlib\[soft-matching\]"'):
+            call()
+    assert compare(a, b, SOFT, hard=True) == pytest.approx(brute_force_matching(a, b), abs=1e-12)
+
+
+def test_importing_the_metrics_does_not_import_pot_or_scipy_optimize():
+    import subprocess
+    import sys
+
+    code = ("import sys, alignlib.metrics, alignlib.stats; "
+            "print(sorted(m for m in ('ot', 'scipy.optimize', 'xarray', 'pandas', 'sklearn', 'matplotlib') "
+            "if m in sys.modules))")
+    repo = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=repo)
+    assert out.stdout.strip() == "[]"

@@ -61,6 +61,7 @@ Grid points are flagged when any member is degenerate (all its pairs are).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -246,6 +247,15 @@ def check_key(metric: str, options: Mapping | None = None) -> tuple:
     return (metric,)
 
 
+def _blas_single_thread():
+    """One BLAS thread (threadpoolctl, from the pipeline extra); no limit without it."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - optional speed-up only
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
 def uninformative_reason(metric: str, block: np.ndarray, probe_x: np.ndarray | ProbeSpace | None = None,
                          storage_dtype=np.float64, options: Mapping | None = None) -> str | None:
     """None if ``metric`` is informative on this grid point's ``block`` (S, n, d), else why not.
@@ -254,9 +264,7 @@ def uninformative_reason(metric: str, block: np.ndarray, probe_x: np.ndarray | P
     activations were stored in; ``options``: the metric's options (defaults filled in).
     Metrics without a detectable precondition always return None.
     """
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1, user_api="blas"):   # small matrices: threads would only contend
+    with _blas_single_thread():   # small matrices: threads would only contend
         if metric in CCA_FAMILY:
             return cca_reason(block, probe_x, storage_dtype, metric, options)
         if metric in KNN_METRICS:

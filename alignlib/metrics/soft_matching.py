@@ -30,14 +30,17 @@ All pairs: each member's normalised curves are computed once; each pair's correl
 block is one product, formed when its transport problem (a linear program per pair) is
 solved, one pair at a time on the CPU, so memory grows with the largest pair, not with all
 units of all members.
+
+POT (``ot``) is an optional dependency, imported on the first call that needs it (importing it
+takes longer than all the other metrics together): ``pip install "alignlib[soft-matching]"``.
+Without it, ``hard=False`` (the default) raises an ImportError that says so; ``hard=True``
+needs only SciPy.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import ot
 import torch
-from scipy.optimize import linear_sum_assignment
 
 from ._common import CONSTANT_RTOL, DTYPE, Tensor, centred_checked
 from ._memory import check_memory
@@ -70,11 +73,29 @@ def match_value(sim: np.ndarray, hard: bool) -> float:
             raise ValueError(f"soft_matching with hard=True needs members of equal width (a one-to-one "
                              f"matching of units), got widths {da} and {db}; use hard=False (optimal "
                              f"transport with marginals 1/d_a, 1/d_b)")
+        from scipy.optimize import linear_sum_assignment   # here: scipy.optimize is slow to import
+
         rows, cols = linear_sum_assignment(sim, maximize=True)
         return float(sim[rows, cols].mean())
     cost = np.ascontiguousarray(1.0 - sim)     # = ||a~_k - b~_l||^2 / 2
-    plan = ot.emd(np.full(da, 1.0 / da), np.full(db, 1.0 / db), cost, numItermax=max(100_000, 50 * da * db))
+    plan = optimal_transport().emd(np.full(da, 1.0 / da), np.full(db, 1.0 / db), cost,
+                                   numItermax=max(100_000, 50 * da * db))
     return float((plan * sim).sum())
+
+
+#: How to get POT, in the ImportError of a soft_matching call without it.
+INSTALL_HINT = 'pip install "alignlib[soft-matching]"'
+
+
+def optimal_transport():
+    """The POT module (``ot``), imported on first use; an ImportError naming the extra without it."""
+    try:
+        import ot
+    except ImportError as err:
+        raise ImportError(f"soft_matching (hard=False, the default) solves optimal transport with POT, an "
+                          f"optional dependency that is not installed: {INSTALL_HINT} (or pip install pot); "
+                          f"hard=True (a one-to-one matching of equal widths) needs only SciPy") from err
+    return ot
 
 
 #: Peak bytes per unit pair (d_a x d_b) of one pair's matching: the correlation block and its
@@ -96,7 +117,8 @@ def soft_matching(members: list[Tensor], options: dict, pair: bool) -> Tensor:
     """Soft-matching similarity ``1 - d^2/2`` of centred unit-norm tuning curves (see module doc).
 
     Range [-1, 1], symmetric. Invariant to translation, isotropic scaling and unit
-    permutations; not to orthogonal or other invertible linear maps. Before any allocation the
+    permutations; not to orthogonal or other invertible linear maps. Needs POT for ``hard=False``
+    (``pip install "alignlib[soft-matching]"``; an ImportError says so). Before any allocation the
     peak memory is estimated (:func:`memory_estimate`, about 64 bytes per pair of units of the
     largest pair of members) and a :class:`MemoryError` names it when it exceeds
     :func:`alignlib.metrics.memory_limit`.
@@ -104,6 +126,8 @@ def soft_matching(members: list[Tensor], options: dict, pair: bool) -> Tensor:
     hard = options["hard"]
     if not isinstance(hard, (bool, np.bool_)):
         raise ValueError(f"soft_matching: hard must be True or False, got {hard!r}")
+    if not hard:
+        optimal_transport()                 # before any work: say what is missing first
     device = members[0].device
     n, widths = members[0].shape[0], [x.shape[1] for x in members]
     check_memory("soft_matching", memory_estimate(n, widths, pair),
