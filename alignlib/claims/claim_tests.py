@@ -43,8 +43,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import xarray as xr
 from scipy import stats as sps
+
+try:
+    import xarray as xr
+except ImportError as err:  # without the pipeline extra
+    from alignlib._extras import missing_extra
+
+    raise missing_extra("pipeline", __name__, err) from err
 
 from alignlib.stats.members import (
     bootstrap_pair_means,

@@ -15,8 +15,14 @@ the pipeline's (alignpipe.ood).
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
-import xarray as xr
+
+try:
+    import pandas as pd
+    import xarray as xr
+except ImportError as err:  # without the pipeline extra
+    from alignlib._extras import missing_extra
+
+    raise missing_extra("pipeline", __name__, err) from err
 
 
 def compared_layers(layers) -> tuple[str, str]:

@@ -12,8 +12,14 @@ replication; with m = S there is a single subset: the pilot's own verdict.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
-import xarray as xr
+
+try:
+    import pandas as pd
+    import xarray as xr
+except ImportError as err:  # without the pipeline extra
+    from alignlib._extras import missing_extra
+
+    raise missing_extra("pipeline", __name__, err) from err
 
 from alignlib.claims.claim_tests import Criteria, minimum_near_threshold, panel
 

@@ -20,9 +20,15 @@ are reported as ``excluded`` with the note, never as evidence.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
-import xarray as xr
 from scipy import stats as sps
+
+try:
+    import pandas as pd
+    import xarray as xr
+except ImportError as err:  # without the pipeline extra
+    from alignlib._extras import missing_extra
+
+    raise missing_extra("pipeline", __name__, err) from err
 
 from alignlib.stats.members import holm
 

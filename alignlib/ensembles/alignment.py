@@ -15,7 +15,13 @@ from dataclasses import dataclass, field
 from itertools import combinations
 
 import numpy as np
-import xarray as xr
+
+try:
+    import xarray as xr
+except ImportError as err:  # without the pipeline extra
+    from alignlib._extras import missing_extra
+
+    raise missing_extra("pipeline", __name__, err) from err
 
 from alignlib import __version__
 from alignlib.metrics.names import END_TO_END_METRICS

@@ -11,7 +11,13 @@ import time
 
 import numpy as np
 import torch
-import xarray as xr
+
+try:
+    import xarray as xr
+except ImportError as err:  # without the pipeline extra
+    from alignlib._extras import missing_extra
+
+    raise missing_extra("pipeline", __name__, err) from err
 
 from alignlib import __version__
 from alignlib.ensembles.networks import Architecture, end_to_end, forward, init_member, stack_members

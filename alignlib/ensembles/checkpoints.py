@@ -8,7 +8,13 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-import xarray as xr
+
+try:
+    import xarray as xr
+except ImportError as err:  # without the pipeline extra
+    from alignlib._extras import missing_extra
+
+    raise missing_extra("pipeline", __name__, err) from err
 
 
 def resolved_unit(unit: str, batch_size) -> str:

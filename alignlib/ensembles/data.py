@@ -18,7 +18,13 @@ OOD patients are taken out of the real data set before the usual split.
 from __future__ import annotations
 
 import numpy as np
-import xarray as xr
+
+try:
+    import xarray as xr
+except ImportError as err:  # without the pipeline extra
+    from alignlib._extras import missing_extra
+
+    raise missing_extra("pipeline", __name__, err) from err
 
 from alignlib import __version__
 from alignlib.seeding import stream

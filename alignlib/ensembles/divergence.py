@@ -12,7 +12,13 @@ file, the activation cube and ``alignment.nc`` carry ``diverged(snr, n, seed)``.
 from __future__ import annotations
 
 import numpy as np
-import xarray as xr
+
+try:
+    import xarray as xr
+except ImportError as err:  # without the pipeline extra
+    from alignlib._extras import missing_extra
+
+    raise missing_extra("pipeline", __name__, err) from err
 
 from alignlib.ensembles.training import DIVERGENCE_FACTOR
 

@@ -27,12 +27,15 @@ from . import rsa as _rsa  # noqa: F401
 from . import cosine as _cosine  # noqa: F401
 from . import predictivity as _predictivity  # noqa: F401
 from . import soft_matching as _soft_matching  # noqa: F401
-from ._api import compare, pairwise
+from ._api import compare, list_metrics_in_docstrings, pairwise
 from ._forms import HeldOutScore, cross_validated, distance, pairwise_distance
 from ._memory import memory_limit, set_memory_limit
 from ._preconditions import UninformativeWarning
-from ._registry import METRICS, TRANSFORMATIONS, MetricInfo, metric_names
+from ._registry import METRICS, TRANSFORMATIONS, MetricInfo, describe, metric_names
 
 __all__ = ["METRICS", "TRANSFORMATIONS", "HeldOutScore", "MetricInfo", "UninformativeWarning", "compare",
-           "cross_validated", "distance", "memory_limit", "metric_names", "pairwise", "pairwise_distance",
+           "cross_validated", "describe", "distance", "memory_limit", "metric_names", "pairwise", "pairwise_distance",
            "set_memory_limit"]
+
+list_metrics_in_docstrings(compare, pairwise)
+del list_metrics_in_docstrings

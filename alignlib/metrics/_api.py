@@ -82,3 +82,17 @@ def compare(a, b, metric: str, **options) -> float:
     value = float(evaluate(members, info, opts, pair=True))
     warn_if_uninformative(members, info, opts, eps)
     return value
+
+
+def list_metrics_in_docstrings(*functions) -> None:
+    """Append the registered metrics (name and label) to each function's docstring, so that
+    ``help(compare)`` and the API reference list them. Called once all metrics are registered."""
+    from alignlib.metrics._registry import METRICS
+    from alignlib.metrics.names import METRIC_LABELS
+
+    lines = "\n".join(f"    - ``{name}``: {METRIC_LABELS[name]}" for name in METRICS)
+    text = ("\n\n    Metrics (the ``metric`` argument; ``alignlib.describe(name)`` gives each one's range, "
+            "invariances,\n    preconditions and options):\n\n" + lines + "\n")
+    for function in functions:
+        if function.__doc__ and "Metrics (the ``metric`` argument" not in function.__doc__:
+            function.__doc__ = function.__doc__.rstrip() + text

@@ -9,6 +9,8 @@ when ``pair`` is false, or the 0-d value ``metric(members[0], members[1])`` when
 
 from __future__ import annotations
 
+import math
+import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -100,3 +102,67 @@ def resolve_options(info: MetricInfo, options: Mapping[str, object]) -> dict:
         valid = ", ".join(info.options) if info.options else "none"
         raise TypeError(f"{info.name}: unknown option(s) {unknown}; valid options: {valid}")
     return {**info.options, **options}
+
+
+#: Plain words for the transformations, in the order :func:`describe` lists them.
+TRANSFORMATION_WORDS = {
+    "translation": "translation (X + 1 c^T)",
+    "isotropic_scaling": "isotropic scaling (a X, a > 0)",
+    "permutation": "unit permutations (X P)",
+    "orthogonal": "orthogonal maps (X Q)",
+    "invertible_linear": "invertible linear maps (X M)",
+}
+_NBSP = "\xa0"   # keeps a parenthesis on one line while wrapping
+
+
+def _bound(x: float) -> str:
+    return ("-inf" if x < 0 else "inf") if math.isinf(x) else f"{x:g}"
+
+
+def describe(metric) -> str:
+    """A readable summary of a metric from its :class:`MetricInfo`: what it computes, its range,
+    symmetry, input, invariances, preconditions, options, distance form, held-out form and reference.
+
+    ``metric``: a name (see :func:`metric_names`) or a :class:`MetricInfo`. Returns the text;
+    ``print(alignlib.describe("cka_linear"))`` shows it.
+    """
+    from alignlib.metrics.names import METRIC_LABELS
+
+    info = metric if isinstance(metric, MetricInfo) else get_metric(metric)
+    width, indent = 96, " " * 17
+
+    def field_(label: str, text: str) -> str:
+        return textwrap.fill(text, width, initial_indent=f"  {label:<15}",
+                             subsequent_indent=indent).replace(_NBSP, " ")
+
+    def words(names) -> str:
+        return ", ".join(TRANSFORMATION_WORDS[t].replace(" (", "\0").replace(" ", _NBSP).replace("\0", " (")
+                         for t in TRANSFORMATION_WORDS if t in names) or "none"
+
+    separate = info.invariances - info.joint_invariances
+    lines = [f"{info.name}: {METRIC_LABELS.get(info.name, info.name)}",
+             textwrap.fill(info.description, width),
+             field_("range", f"[{_bound(info.range[0])}, {_bound(info.range[1])}]; larger = more aligned, "
+                             f"identical members give 1"),
+             field_("symmetric", "yes" if info.symmetric else "no (row i of pairwise is the first argument)"),
+             field_("input", "activations: each member (n probes, d units), widths may differ"
+                    if info.needs == "activations" else
+                    "end-to-end maps: each member a whole map (e.g. a (d_in, d_out) weight product), "
+                    "compared flattened"),
+             field_("invariant to", words(separate) + (" -- of either member" if separate else ""))]
+    if info.joint_invariances:
+        lines.append(field_("jointly only", words(info.joint_invariances)
+                            + " -- only when applied to both members"))
+    lines.append(field_("not invariant", words(TRANSFORMATIONS - info.invariances)))
+    if info.preconditions:
+        lines.append(field_("preconditions", info.preconditions))
+    opts = ", ".join(f"{k}={v!r}" for k, v in info.options.items()) or "none"
+    lines.append(field_("options", f"{opts} (defaults; pass as compare(a, b, {info.name!r}, key=value))"
+                        if info.options else opts))
+    lines.append(field_("distance", f"distance(a, b, {info.name!r}): {info.distance}" if info.distance
+                        else "none (no angular form)"))
+    lines.append(field_("held-out form", f"cross_validated(a, b, {info.name!r}): fit the map on some "
+                                         f"probes, score it on the rest" if info.heldout is not None
+                        else "none (nothing is fitted)"))
+    lines.append(field_("reference", info.reference or "(none given)"))
+    return "\n".join(lines)

@@ -42,6 +42,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from alignlib._extras import install_hint
+
 from ._common import CONSTANT_RTOL, DTYPE, Tensor, centred_checked
 from ._memory import check_memory
 from ._registry import MetricInfo, register
@@ -84,7 +86,7 @@ def match_value(sim: np.ndarray, hard: bool) -> float:
 
 
 #: How to get POT, in the ImportError of a soft_matching call without it.
-INSTALL_HINT = 'pip install "alignlib[soft-matching]"'
+INSTALL_HINT = install_hint("soft-matching")   # pip install "alignlib[soft-matching]"
 
 
 def optimal_transport():

@@ -25,7 +25,13 @@ reported only where the mean clean test error has a significant interior local m
 from __future__ import annotations
 
 import numpy as np
-import xarray as xr
+
+try:
+    import xarray as xr
+except ImportError as err:  # without the pipeline extra
+    from alignlib._extras import missing_extra
+
+    raise missing_extra("pipeline", __name__, err) from err
 
 from alignlib.stats.members import holm, member_bootstrap, nested_mean_se
 
