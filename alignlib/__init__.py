@@ -17,24 +17,27 @@ metric ``soft_matching`` needs the ``soft-matching`` extra (POT). User guide: ``
 
 from __future__ import annotations
 
-import importlib
+import importlib as _importlib
 
 #: The package's version: the one place it is written (pyproject.toml reads it from here).
 __version__ = "0.2.0"
 
 #: Names served from alignlib.metrics on first access.
 _FROM_METRICS = ("compare", "pairwise", "metric_names", "describe", "METRICS")
-#: Subpackages imported on first attribute access (``alignlib.stats.bootstrap_members``).
-_SUBMODULES = ("metrics", "stats")
+#: Submodules imported on first attribute access (``alignlib.stats.bootstrap_members``): those that
+#: need only the core dependencies. (``alignlib.ensembles`` and ``alignlib.claims`` need the pipeline
+#: extra; import them by name.)
+_SUBMODULES = ("metrics", "stats", "theory", "seeding")
 
-__all__ = ["METRICS", "__version__", "compare", "describe", "metric_names", "pairwise"]
+__all__ = ["METRICS", "__version__", "compare", "describe", "metric_names", "metrics", "pairwise", "seeding",
+           "stats", "theory"]
 
 
 def __getattr__(name: str):
     if name in _FROM_METRICS:
-        value = getattr(importlib.import_module("alignlib.metrics"), name)
+        value = getattr(_importlib.import_module("alignlib.metrics"), name)
     elif name in _SUBMODULES:
-        value = importlib.import_module(f"alignlib.{name}")
+        value = _importlib.import_module(f"alignlib.{name}")
     else:
         raise AttributeError(f"module 'alignlib' has no attribute {name!r}")
     globals()[name] = value

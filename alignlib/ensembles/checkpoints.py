@@ -6,6 +6,7 @@ The settings, file names and the figure are the pipeline's (alignpipe.checkpoint
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,6 +16,9 @@ except ImportError as err:  # without the pipeline extra
     from alignlib._extras import missing_extra
 
     raise missing_extra("pipeline", __name__, err) from err
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def resolved_unit(unit: str, batch_size) -> str:
@@ -177,7 +181,7 @@ def summary_layers(table: xr.Dataset, metric: str) -> list[str]:
     return [first] + [l for l in finite if l != first]
 
 
-def first_epoch_summary(table: xr.Dataset, metric: str | None = None, task: str = "") -> "pd.DataFrame":
+def first_epoch_summary(table: xr.Dataset, metric: str | None = None, task: str = "") -> pd.DataFrame:
     """One row per (layer, snr, n): the alignment at init, after the first epoch and final (pair means),
     and the first-epoch fraction (after first epoch - at init) / (final - at init) with its member
     jackknife SE; the metric's primary layer first, then its other layers (:func:`summary_layers`).
