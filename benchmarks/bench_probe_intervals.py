@@ -21,7 +21,7 @@ biased in n. ``+-`` is the Monte-Carlo margin, 1.96 sqrt(c (1 - c) / reps).
     python benchmarks/bench_probe_intervals.py --jobs 2          # the full table: 62 min on 2 shared cores
     python benchmarks/bench_probe_intervals.py --reps 40 --cv-reps 10 --boot 50 --jobs 2   # a quick look
 
-The table of the full run is in docs/library_notes.md and in the docstring of
+The table of the full run is in docs/library.md and in the docstring of
 ``alignlib.stats.bootstrap_probes_pair``.
 """
 
