@@ -1,5 +1,5 @@
 """Alignment during training: members' weights at training checkpoints, their activations, alignment
-per checkpoint, the first-epoch fraction and its figure (issue 13, item 3).
+per checkpoint, the first-epoch fraction (issue 13, item 3).
 
 The members of a task are reproducible from their seeds (alignlib.ensembles.builder.member_init and
 member_training_set), so the checkpoint pass re-trains the members at a few sample sizes with
@@ -17,15 +17,16 @@ final weights' activations) and ``results/{task}/alignment_training.nc`` with
 The ``step`` coordinate holds the checkpoints in the config's unit (attribute ``step_unit``);
 ``steps_taken(step, n)`` the optimizer steps they are, ``epoch_steps(n)`` the steps of one epoch.
 
-Here: the settings (the Snakefile reads them: no torch import), the files asked for and the figure;
-the numerics (re-training, alignment per checkpoint, the first-epoch fraction) are
+Here: the settings (the Snakefile reads them) and the files asked for; the figure is
+alignpipe.figures.alignment_training_figure and the numerics (re-training, alignment per checkpoint, the first-epoch fraction) are
 alignlib.ensembles.checkpoints'.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import xarray as xr
+
+from alignlib.metrics.names import METRIC_NAMES as KNOWN_METRICS
 
 DEFAULT_AT = [0, 1, 3, 10, 30, 100, 300, 1000]
 UNITS = ("auto", "epoch", "step")
@@ -71,8 +72,6 @@ def checkpoint_settings(config: dict, task: str) -> dict | None:
                              f"tasks.{task}.n {list(task_cfg['n'])} (or say auto)")
         n = sorted({int(v) for v in n})
     metrics = list(spec.get("metrics") or [])
-    from alignlib.metrics.names import METRIC_NAMES as KNOWN_METRICS
-
     unknown = [m for m in metrics if m not in KNOWN_METRICS]
     if unknown:
         raise ValueError(f"invalid config key '{_key(task, scope, 'metrics')}': unknown metric(s) {unknown}; "
@@ -105,71 +104,3 @@ def checkpoint_metrics(task_cfg: dict, settings: dict) -> list[str]:
     primary = task_cfg.get("primary_metric") or (
         "cosine_end_to_end" if task_cfg["network"]["kind"] == "linear" else "cka_linear")
     return list(dict.fromkeys([primary, *settings["metrics"]]))
-
-
-# --- training and extraction -------------------------------------------------------------------
-
-
-# --- the first-epoch fraction --------------------------------------------------------------------
-
-
-# --- the figure ----------------------------------------------------------------------------------
-
-def threshold_labels(ns, thresholds=None) -> dict:
-    """n -> "below / at / above the threshold" from the interpolation thresholds over SNR
-    (alignment.nc's ``interpolation_threshold(snr)``): below the smallest finite one, above the
-    largest, at it in between (or equal); "" where no threshold is known."""
-    t = np.asarray([] if thresholds is None else thresholds, dtype=np.float64)
-    t = t[np.isfinite(t)]
-    if not len(t):
-        return {int(n): "" for n in ns}
-    lo, hi = t.min(), t.max()
-    span = f"{lo:g}" if lo == hi else f"{lo:g}–{hi:g}"
-    return {int(n): ("below" if n < lo else "above" if n > hi else "at") + f" threshold ({span})" for n in ns}
-
-
-def alignment_training_figure(table: xr.Dataset, metric: str | None = None, thresholds=None):
-    """Alignment (pair mean ± member-jackknife SE) against training time on a log axis, checkpoint 0
-    drawn at the left edge; one panel per recorded n (labelled against the threshold when known),
-    one curve per SNR, the final alignment as a dashed line of the same colour."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from alignlib.ensembles.alignment import pair_mean, primary_layer
-    from alignpipe.figures import metric_label
-
-    metric = metric or str(table["metric"].values[0])
-    layer = primary_layer(table, metric)
-    mean, se = pair_mean(table["alignment"].sel(metric=metric, layer=layer))
-    fmean, fse = pair_mean(table["final_alignment"].sel(metric=metric, layer=layer))
-    steps = table["step"].values.astype(float)
-    positive = steps[steps > 0]
-    zero_x = positive.min() / 3 if len(positive) else 1.0
-    x = np.where(steps > 0, steps, zero_x)
-    ns, snrs = table["n"].values, table["snr"].values
-    labels = threshold_labels(ns, thresholds)
-    colors = [plt.get_cmap("viridis")(v) for v in np.linspace(0.0, 0.9, len(snrs))]
-    fig, axes = plt.subplots(1, len(ns), figsize=(4.6 * len(ns), 3.8), squeeze=False, sharey=True)
-    unit = table.attrs.get("step_unit", "step")
-    for ax, n in zip(axes.flat, ns):
-        for snr, color in zip(snrs, colors):
-            m, s = mean.sel(n=n, snr=snr).values, se.sel(n=n, snr=snr).values
-            ax.plot(x, m, marker="o", ms=3, color=color, label=f"SNR {snr:g}")
-            ax.fill_between(x, m - s, m + s, color=color, alpha=0.2, lw=0)
-            ax.axhline(float(fmean.sel(n=n, snr=snr)), color=color, ls="--", lw=1, alpha=0.7)
-        ax.set_xscale("log")
-        ticks = sorted(set(x.tolist()))
-        ax.set_xticks(ticks)
-        ax.set_xticklabels(["init" if t == zero_x and 0 in steps else f"{t:g}" for t in ticks], fontsize=7)
-        ax.minorticks_off()
-        ax.set_xlim(zero_x / 1.5, x.max() * 1.5)
-        ax.set_title(f"n = {int(n)}" + (f"\n{labels[int(n)]}" if labels[int(n)] else ""), fontsize=10)
-        ax.set_xlabel(f"training {unit}s (log; init at the left edge)")
-    axes.flat[0].set_ylabel(metric_label(metric, layer))
-    axes.flat[-1].legend(fontsize=7, title="dashed: final", title_fontsize=7, loc="upper left",
-                         bbox_to_anchor=(1.02, 1.0))  # beside the panels, never over the curves
-    fig.suptitle(f"{table.attrs.get('task', '')}: alignment during training (mean ± member-jackknife SE)")
-    fig.tight_layout()
-    return fig

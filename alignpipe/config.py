@@ -1,4 +1,4 @@
-"""Light helpers for the pipeline's config (no torch import: the Snakefile loads this).
+"""The pipeline's config: validation, defaults and the plan summary (the Snakefile loads this).
 
 :func:`validated_config` is the Snakefile's one validation call: the YAML of every config file,
 finite numbers, the schema (``schemas/config.schema.yaml``, naming the offending key, then
@@ -14,15 +14,21 @@ import os
 import sys
 from pathlib import Path
 
+import jsonschema
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from alignlib.ensembles.image_files import check_image_files
+# The metric names without torch (alignlib.metrics.names, the registry's one source)
+from alignlib.metrics.names import METRIC_NAMES as KNOWN_METRICS
+from alignpipe.checkpoints import all_checkpoint_settings
+from alignpipe.draws import check_draws, data_draws
+from alignpipe.errors import ConfigError  # noqa: F401  (re-exported)
+from alignpipe.jobsize import cube_groups, metric_groups, n_groups, run_target, workflow_cores
+from alignpipe.ood import check_ood_config
 # re-exported: the rules and tests read these task predicates from here
 from alignpipe.taskspec import IMAGE_DATASETS, has_linear_theory, is_classification_task, layer_widths  # noqa: F401
-
-# The metric names without torch (alignlib.metrics.names, the registry's one source)
-from alignlib.metrics.names import METRIC_NAMES as KNOWN_METRICS  # noqa: E402
-from alignpipe.checkpoints import all_checkpoint_settings  # noqa: E402
-from alignpipe.draws import check_draws, data_draws  # noqa: E402
-from alignpipe.errors import ConfigError  # noqa: E402,F401  (re-exported)
-from alignpipe.ood import check_ood_config  # noqa: E402
 
 
 def key_path(path) -> str:
@@ -88,8 +94,7 @@ def check_config(config: dict, check_files: bool = True) -> None:
             if kind in BUNDLED_SIZES:
                 check_data_size(name, task, BUNDLED_SIZES[kind])
             if check_files and kind in ("mnist", "cifar10"):
-                from alignlib.ensembles.image_files import check_image_files
-
+            
                 try:
                     counts = check_image_files(kind, task["dataset"].get("path"))
                 except (FileNotFoundError, ValueError) as error:
@@ -173,8 +178,6 @@ def check_local_device(config: dict, workflow) -> None:
     run (``workflow.local_exec`` false) submits from a login node that needs no GPU. The Snakefile
     itself is read before Snakemake knows either, so this cannot be part of :func:`validated_config`.
     """
-    from snakemake.exceptions import WorkflowError
-
     if workflow.local_exec:
         try:
             check_device(config)
@@ -185,8 +188,6 @@ def check_local_device(config: dict, workflow) -> None:
 def check_yaml_file(path) -> None:
     """Parse a YAML config file; a syntax error or a repeated key raises ConfigError naming the file,
     line and column (YAML would silently keep only a repeated key's last value)."""
-    import yaml
-
     try:
         with open(path, encoding="utf-8") as handle:
             yaml.load(handle, Loader=_unique_key_loader())  # noqa: S506 (a SafeLoader subclass)
@@ -205,8 +206,6 @@ def check_yaml_file(path) -> None:
 
 def _unique_key_loader():
     """yaml.SafeLoader refusing a key given twice in one mapping (a merge key ``<<`` may still be overridden)."""
-    import yaml
-
     class UniqueKeyLoader(yaml.SafeLoader):
         def construct_mapping(self, node, deep=False):
             if isinstance(node, yaml.MappingNode):
@@ -245,8 +244,6 @@ def check_finite(value, path=()) -> None:
 def with_defaults(config: dict, schema_path) -> dict:
     """``config`` (changed in place) with the schema's defaults filled in by ``snakemake.utils.validate``
     and ``metrics`` defaulting to every metric (alignlib.metrics.names, the one list of them)."""
-    from snakemake.utils import validate
-
     validate(config, str(schema_path))
     if "metrics" not in config:
         config["metrics"] = list(KNOWN_METRICS)
@@ -279,8 +276,6 @@ def config_files(workflow) -> list[str]:
 
 def check_config_files(files) -> None:
     """:func:`check_yaml_file` on each of ``files``, as a WorkflowError (Snakemake prints no traceback)."""
-    from snakemake.exceptions import WorkflowError
-
     try:
         for path in files:
             check_yaml_file(os.path.abspath(path))
@@ -296,8 +291,6 @@ def validated_config(config: dict, workflow) -> dict:
     :func:`checked_config` (the image files are read once, in the main process, not again in every
     cluster job); the main process prints the plan summary.
     """
-    from snakemake.exceptions import WorkflowError
-
     check_config_files(config_files(workflow))
     schema = os.path.join(workflow.basedir, "schemas", "config.schema.yaml")
     try:
@@ -305,9 +298,7 @@ def validated_config(config: dict, workflow) -> dict:
     except ConfigError as error:
         raise WorkflowError(str(error)) from None
     if workflow.is_main_process:  # not again inside every (cluster) job
-        from alignpipe.jobsize import workflow_cores
-
-        print(plan_summary(config, workflow_cores(workflow)), file=sys.stderr)
+            print(plan_summary(config, workflow_cores(workflow)), file=sys.stderr)
     return config
 
 
@@ -316,9 +307,6 @@ def first_schema_problem(config: dict, schema_path) -> str | None:
 
     Snakemake's own ``validate`` reports the raw jsonschema error; this names the key.
     """
-    import jsonschema
-    import yaml
-
     with open(schema_path) as handle:
         schema = yaml.safe_load(handle)
     validator = jsonschema.Draft202012Validator(schema)
@@ -331,8 +319,6 @@ def task_jobs_by_rule(config: dict, task: dict, draws: int = 1, cores: int | Non
     """The rule of each job one task adds to a run (job sizes: alignpipe.jobsize); ``draws``: its number of
     data draws K (alignpipe.draws), each with its own data, training, extract and align jobs; ``cores``
     and ``target``: the run's (alignpipe.jobsize.run_target; default job_seconds, as on 2 cores)."""
-    from alignpipe.jobsize import cube_groups, metric_groups, n_groups
-
     target = config["job_seconds"] if target is None else target
     chunks = n_groups(task, config["n_per_job"], target, cores)
     cubes = cube_groups(chunks, task, 2 if config.get("activation_dtype") == "float16" else 4)
@@ -347,8 +333,6 @@ def task_jobs_by_rule(config: dict, task: dict, draws: int = 1, cores: int | Non
 def plan_summary(config: dict, cores: int | None = None) -> str:
     """Members, jobs and the expected size of the activation cubes, for the start of a run on ``cores``
     cores (None: on a cluster; job sizes: alignpipe.jobsize.run_target)."""
-    from alignpipe.jobsize import run_target
-
     target = run_target(config, cores)
     bytes_per_value = 2 if config.get("activation_dtype") == "float16" else 4
     members = jobs = cube_bytes = 0
@@ -379,8 +363,6 @@ def main(argv=None) -> int:
     error without file or line (``Config file is not valid JSON or YAML``); this names the file,
     line and column, then the first invalid key.
     """
-    import yaml
-
     files = sys.argv[1:] if argv is None else argv
     if not files:
         print("usage: python -m alignpipe.config CONFIG.yaml [...]", file=sys.stderr)

@@ -8,16 +8,23 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.patches  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
 from alignlib.ensembles.alignment import linear_input_dim, pair_mean, primary_layer  # noqa: E402
 from alignlib.metrics.names import METRIC_LABELS  # noqa: E402
+from alignlib.stats.threshold import below_threshold_fit, fit_by_n  # noqa: E402
+from alignpipe.taskspec import END_TO_END_METRICS  # noqa: E402
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 
@@ -197,8 +204,6 @@ def alignment_vs_n(ds: xr.Dataset, *, threshold=None, theory=None, metrics=None)
 
 def per_layer_metrics(ds: xr.Dataset) -> list[str]:
     """The metrics drawn per layer: those compared on activations with a value at some layer."""
-    from alignpipe.taskspec import END_TO_END_METRICS
-
     return [str(m) for m in ds["metric"].values if str(m) not in END_TO_END_METRICS
             and bool(np.isfinite(ds["alignment"].sel(metric=m)).any())]
 
@@ -354,8 +359,6 @@ def noise_floor_vs_n(ds: xr.Dataset, tol: float):
     """Did training interpolate where it should? Per SNR against n: the fraction of members that reached
     their noise floor (noise_fit <= tol, solid) and the fraction that ran out of steps without reaching
     it (dashed), with each SNR's threshold interval along the bottom and n = threshold / 1.5 marked."""
-    from alignlib.stats.threshold import below_threshold_fit, fit_by_n
-
     fit = fit_by_n(ds, tol)
     snrs = ds["snr"].values
     colors = _snr_colors(snrs)
@@ -387,3 +390,124 @@ def noise_floor_vs_n(ds: xr.Dataset, tol: float):
     _suptitle(fig, ds, f"{ds.attrs.get('task', '')}: training reaching the noise floor")
     fig.tight_layout(rect=(0, 0, 1, 0.95))
     return fig
+
+
+# --------------------------------------------------------------------------- alignment during training
+
+def threshold_labels(ns, thresholds=None) -> dict:
+    """n -> "below / at / above the threshold" from the interpolation thresholds over SNR
+    (alignment.nc's ``interpolation_threshold(snr)``): below the smallest finite one, above the
+    largest, at it in between (or equal); "" where no threshold is known."""
+    t = np.asarray([] if thresholds is None else thresholds, dtype=np.float64)
+    t = t[np.isfinite(t)]
+    if not len(t):
+        return {int(n): "" for n in ns}
+    lo, hi = t.min(), t.max()
+    span = f"{lo:g}" if lo == hi else f"{lo:g}–{hi:g}"
+    return {int(n): ("below" if n < lo else "above" if n > hi else "at") + f" threshold ({span})" for n in ns}
+
+
+def alignment_training_figure(table: xr.Dataset, metric: str | None = None, thresholds=None):
+    """Alignment (pair mean ± member-jackknife SE) against training time on a log axis, checkpoint 0
+    drawn at the left edge; one panel per recorded n (labelled against the threshold when known),
+    one curve per SNR, the final alignment as a dashed line of the same colour."""
+    metric = metric or str(table["metric"].values[0])
+    layer = primary_layer(table, metric)
+    mean, se = pair_mean(table["alignment"].sel(metric=metric, layer=layer))
+    fmean, fse = pair_mean(table["final_alignment"].sel(metric=metric, layer=layer))
+    steps = table["step"].values.astype(float)
+    positive = steps[steps > 0]
+    zero_x = positive.min() / 3 if len(positive) else 1.0
+    x = np.where(steps > 0, steps, zero_x)
+    ns, snrs = table["n"].values, table["snr"].values
+    labels = threshold_labels(ns, thresholds)
+    colors = [plt.get_cmap("viridis")(v) for v in np.linspace(0.0, 0.9, len(snrs))]
+    fig, axes = plt.subplots(1, len(ns), figsize=(4.6 * len(ns), 3.8), squeeze=False, sharey=True)
+    unit = table.attrs.get("step_unit", "step")
+    for ax, n in zip(axes.flat, ns):
+        for snr, color in zip(snrs, colors):
+            m, s = mean.sel(n=n, snr=snr).values, se.sel(n=n, snr=snr).values
+            ax.plot(x, m, marker="o", ms=3, color=color, label=f"SNR {snr:g}")
+            ax.fill_between(x, m - s, m + s, color=color, alpha=0.2, lw=0)
+            ax.axhline(float(fmean.sel(n=n, snr=snr)), color=color, ls="--", lw=1, alpha=0.7)
+        ax.set_xscale("log")
+        ticks = sorted(set(x.tolist()))
+        ax.set_xticks(ticks)
+        ax.set_xticklabels(["init" if t == zero_x and 0 in steps else f"{t:g}" for t in ticks], fontsize=7)
+        ax.minorticks_off()
+        ax.set_xlim(zero_x / 1.5, x.max() * 1.5)
+        ax.set_title(f"n = {int(n)}" + (f"\n{labels[int(n)]}" if labels[int(n)] else ""), fontsize=10)
+        ax.set_xlabel(f"training {unit}s (log; init at the left edge)")
+    axes.flat[0].set_ylabel(metric_label(metric, layer))
+    axes.flat[-1].legend(fontsize=7, title="dashed: final", title_fontsize=7, loc="upper left",
+                         bbox_to_anchor=(1.02, 1.0))  # beside the panels, never over the curves
+    fig.suptitle(f"{table.attrs.get('task', '')}: alignment during training (mean ± member-jackknife SE)")
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- OOD probes, by layer
+
+def plot_ood_by_layer(summary: pd.DataFrame, layers, png_path, title: str = "", pdf: bool = False):
+    """x = layer (depth order), y = alignment; ID solid, OOD dashed, one colour per SNR, jackknife
+    error bars. One row of panels per metric; columns: the largest n, the n nearest the threshold.
+    Under each panel, each SNR's drop statistic D with its error and one-sided p (and n per SNR in the
+    threshold column); one legend for the whole figure, outside the panels."""
+    layers = [str(x) for x in layers]
+    metrics = list(dict.fromkeys(summary["metric"]))
+    choices = [c for c in ("largest n", "nearest threshold")
+               if summary["n_choice"].str.contains(c).any()]
+    snrs = sorted(summary["snr"].unique())
+    colours = plt.cm.viridis(np.linspace(0.0, 0.9, len(snrs)))
+    text_height = 0.16 * (len(snrs) + 1)  # inches of statistics under each panel
+    panel = 2.9
+    fig, axes = plt.subplots(len(metrics), len(choices), squeeze=False,
+                             figsize=(4.4 * len(choices) + 1.6, (panel + text_height + 0.7) * len(metrics) + 0.6),
+                             gridspec_kw={"hspace": (text_height + 0.7) / panel, "wspace": 0.3})
+    x = np.arange(len(layers))
+    banded = False
+    offset = 0.04 * (np.arange(len(snrs)) - (len(snrs) - 1) / 2) * (len(layers) - 1)
+    for r, metric in enumerate(metrics):
+        for c, choice in enumerate(choices):
+            ax = axes[r, c]
+            part = summary[(summary["metric"] == metric) & summary["n_choice"].str.contains(choice)]
+            lines = []
+            for k, snr in enumerate(snrs):
+                row = part[part["snr"] == snr]
+                if row.empty:
+                    continue
+                row = row.iloc[0]
+                for kind, style, marker in (("id", "-", "o"), ("ood", "--", "s")):
+                    y = [row[f"{kind}_{layer}"] for layer in layers]
+                    e = [row[f"{kind}_se_{layer}"] for layer in layers]
+                    ax.errorbar(x + offset[k], y, yerr=np.nan_to_num(e), color=colours[k], linestyle=style,
+                                marker=marker, markersize=4, capsize=2)
+                n_text = "" if choice == "largest n" else f" n={int(row['n'])}"
+                lines.append(f"SNR {snr:g}{n_text}: D = {row['statistic']:+.3f} ± {row['se']:.3f}, "
+                             f"p = {row['p_one_sided']:.2g}")
+            if not part.empty and f"chance_lo_{layers[0]}" in part:  # the chance band behind, over every SNR
+                lo = part[[f"chance_lo_{layer}" for layer in layers]].min().values.astype(float)
+                hi = part[[f"chance_hi_{layer}" for layer in layers]].max().values.astype(float)
+                if np.isfinite(lo).any():
+                    ax.fill_between(x, lo, hi, color="0.55", alpha=0.3, lw=0, zorder=0)
+                    banded = True
+            ax.text(0.0, -0.09, "\n".join(lines), transform=ax.transAxes, ha="left", va="top",
+                    fontsize=7, family="monospace")
+            n_title = f" (n = {int(part['n'].iloc[0])})" if choice == "largest n" and not part.empty else " (per SNR)"
+            ax.set_title(f"{METRIC_LABELS.get(metric, metric)}: {choice}{n_title}", fontsize=9)
+            ax.set_xticks(x, layers)
+            ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+            ax.grid(alpha=0.3)
+    handles = [plt.Line2D([], [], color=colours[k], marker="o") for k in range(len(snrs))]
+    labels = [f"SNR {snr:g}" for snr in snrs]
+    handles += [plt.Line2D([], [], color="grey", linestyle="-", marker="o"),
+                plt.Line2D([], [], color="grey", linestyle="--", marker="s")]
+    labels += ["in-distribution", "OOD probes"]
+    if banded:
+        handles.append(matplotlib.patches.Patch(color="0.55", alpha=0.3))
+        labels.append(CHANCE_LABEL + ", both probe sets")
+    fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(0.91, 0.9), fontsize=8, frameon=False)
+    early, late = summary["early_layer"].iloc[0], summary["late_layer"].iloc[0]
+    fig.suptitle(f"{title}\nD = drop (ID − OOD) at {late} − drop at {early}: mean over member pairs, "
+                 "member-jackknife SE, one-sided p", fontsize=9)
+    return save_figure(fig, png_path, pdf=pdf)

@@ -18,15 +18,17 @@ fraction of a GPU: a GPU job there holds its GPU alone, and with ``device: cuda`
 one job (alignpipe.jobsize), which keeps its GPU busy.
 
 ``device: auto`` with a visible GPU: :func:`task_device_choice` times a few training steps of the
-task's network on the CPU and on the GPU (:func:`step_seconds`) once per task, caches the choice
-in ``<results>/<task>/device.json`` and every device job of the task (training, extraction,
-alignment) uses the faster device. Without CUDA nothing is measured: ``auto`` is the CPU.
+task's network on the CPU and on the GPU (alignlib.ensembles.device.step_seconds) once per task,
+caches the choice in ``<results>/<task>/device.json`` and every device job of the task (training,
+extraction, alignment) uses the faster device. Without CUDA nothing is measured: ``auto`` is the CPU.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
+import json
 import os
 import tempfile
 import time
@@ -125,86 +127,25 @@ TIMING_ELEMENTS = 2e7  # members x samples x widest layer of the timed batch, at
 DEVICE_FILE = "device.json"
 
 
-def step_seconds(cfg: dict, data, device, *, steps: int = TIMING_STEPS, warmup: int = TIMING_WARMUP_STEPS,
-                 max_elements: float = TIMING_ELEMENTS) -> dict:
-    """Seconds per full-batch training step of the task's network on ``device``: one batch holding every
-    member of the task's grid (SNR x seeds x n) on the grid's mean n of random inputs and targets
-    (the arithmetic of one step of the whole grid; the task's optimizer, loss, dtype and minibatch
-    size; no stopping rule). ``steps`` timed steps after ``warmup`` untimed ones (the difference of
-    two runs, so that set-up cancels). A batch over ``max_elements`` (members x samples x widest
-    layer) is timed with fewer members and scaled up in proportion.
-
-    Returns {"step_s", "members", "timed_members", "n", "steps", "threads"}.
-    """
-    import numpy as np
-    import torch
-
-    from alignlib.ensembles.builder import architecture, loss_of
-    from alignlib.ensembles.networks import init_member, stack_members
-    from alignlib.ensembles.training import TrainSettings, train
-
-    device = torch.device(device)
-    arch = architecture(cfg, data)
-    training = cfg["training"]
-    members = len(cfg["snr"]) * cfg["seeds"] * len(cfg["n"])
-    n = max(2, int(round(float(np.mean(cfg["n"])))))
-    batch_size = training.get("batch_size")
-    samples = min(n, batch_size) if batch_size else n
-    timed = int(max(1, min(members, max_elements // (samples * max(arch.widths)))))
-    dtype = getattr(torch, training.get("dtype") or "float32")
-    loss = loss_of(cfg, data)
-    rng = np.random.default_rng(0)
-    x = torch.as_tensor(rng.standard_normal((n, int(data.sizes["feature"]))), dtype=dtype, device=device)
-    if loss == "cross_entropy":
-        y = torch.as_tensor(rng.integers(0, arch.widths[-1], (timed, n)), device=device)
-    else:
-        y = torch.as_tensor(rng.standard_normal((timed, n, arch.widths[-1])), dtype=dtype, device=device)
-    params = stack_members([init_member(arch, cfg["network"]["init_scale"], rng) for _ in range(timed)], dtype, device)
-
-    def run(max_steps):
-        settings = TrainSettings(optimizer=training["optimizer"], lr=training["lr"], max_steps=max_steps, tol=0.0,
-                                 loss=loss, batch_size=batch_size)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        train(arch, params, x, y, settings)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        return time.perf_counter() - start
-
-    run(warmup)  # first calls: allocations, kernel loading
-    seconds = max(run(warmup + steps) - run(warmup), 0.0) / steps
-    return {"step_s": seconds * members / timed, "members": members, "timed_members": timed, "n": n,
-            "steps": steps, "threads": torch.get_num_threads()}
-
-
 def timing_key(cfg: dict) -> str:
     """What the device choice of a task depends on: its network, training, data set and grid."""
-    import hashlib
-    import json
-
     keys = ("dataset", "network", "training", "snr", "seeds", "n")
     text = json.dumps({k: cfg.get(k) for k in keys}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def time_devices(cfg: dict, data, gpu_index: int) -> dict:
-    """The device choice of a task, measured: its training step on the CPU (this process's threads) and
-    on ``cuda:<gpu_index>``; the faster one, with both timings."""
-    import torch
+    """The device choice of a task, measured (alignlib.ensembles.device.device_timings: its training step
+    on the CPU, with this process's threads, and on ``cuda:<gpu_index>``; the faster one, with both
+    timings), keyed by :func:`timing_key` and stamped with the time of measuring."""
+    from alignlib.ensembles.device import device_timings  # torch: loaded only when a task is timed
 
-    cpu = step_seconds(cfg, data, "cpu")
-    cuda = step_seconds(cfg, data, torch.device("cuda", gpu_index))
-    return {"device": "cpu" if cpu["step_s"] < cuda["step_s"] else "cuda",
-            "cpu_step_s": cpu["step_s"], "cuda_step_s": cuda["step_s"], "cpu_threads": cpu["threads"],
-            "members": cpu["members"], "timed_members": cpu["timed_members"], "n": cpu["n"], "steps": cpu["steps"],
-            "gpu": torch.cuda.get_device_name(gpu_index), "torch": torch.__version__, "key": timing_key(cfg),
-            "measured_at": round(time.time(), 2)}
+    return dict(device_timings(cfg, data, gpu_index, steps=TIMING_STEPS, warmup=TIMING_WARMUP_STEPS,
+                               max_elements=TIMING_ELEMENTS),
+                key=timing_key(cfg), measured_at=round(time.time(), 2))
 
 
 def _read_choice(path: Path, key: str | None) -> dict | None:
-    import json
-
     try:
         record = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -234,8 +175,6 @@ def task_device_choice(cache, measure, *, key: str | None = None, jobs_per_gpu: 
     measure once: the first holds an exclusive lock on ``cache`` + ``.lock`` (taken before any GPU slot,
     so a job waiting for it holds none), the others then read its record. The returned record has
     ``cached``: whether it was read rather than measured now."""
-    import json
-
     cache = Path(cache)
     record = _read_choice(cache, key)
     if record is not None:

@@ -21,7 +21,12 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+import torch  # before job_clock, which sets its threads
+
 from alignlib.ensembles.device import resolve_device
+from alignpipe.cubes import read_netcdf
+from alignpipe.draws import trained_tasks
+from alignpipe.gpu import acquire_gpu, describe_choice, task_device_choice, time_devices, timing_key
 from alignpipe.runlog import log_to
 from alignpipe.timing import JobClock, fast_exit, job_clock
 
@@ -52,8 +57,6 @@ class TaskTiming:
 
 def task_timing(smk) -> TaskTiming | None:
     """The :class:`TaskTiming` of a rule script's task (None for a job without a task or a network)."""
-    from alignpipe.draws import trained_tasks
-
     task = getattr(smk.wildcards, "task", None)
     config = smk.config
     cfg = trained_tasks(config).get(task) or config.get("tasks", {}).get(task) if task else None
@@ -73,13 +76,7 @@ def job_device(name: str = "auto", *, jobs_per_gpu: int = 1, timing: TaskTiming 
     if device.type != "cuda":
         yield device
         return
-    import torch
-
-    from alignpipe.gpu import acquire_gpu, describe_choice, task_device_choice, time_devices, timing_key
-
     if name == "auto" and timing is not None:
-        from alignpipe.cubes import read_netcdf
-
         record = task_device_choice(timing.cache, lambda index: time_devices(timing.cfg, read_netcdf(timing.data), index),
                                     key=timing_key(timing.cfg), jobs_per_gpu=jobs_per_gpu)
         print(describe_choice(record, timing.cache), file=log, flush=True)
@@ -95,8 +92,6 @@ def job(smk, *, device: bool = False):
     """Set up a rule script: stdout/stderr into its log (an error: traceback there, one line on the
     console), its threads, its timing line, a torch device when ``device`` (torch imported first,
     so that the thread setting reaches it), and the fast exit once the block ends without error."""
-    if device:
-        import torch  # noqa: F401  (before job_clock, which sets its threads)
     with log_to(smk.log[0]) as log, job_clock(log, smk.threads) as clock:
         if device:
             with job_device(smk.config.get("device", "auto"), jobs_per_gpu=smk.config.get("jobs_per_gpu", 1),

@@ -31,7 +31,10 @@ from dataclasses import dataclass
 
 from alignlib.ensembles.datasets import IMAGE_SHAPES
 
-from alignpipe.taskspec import END_TO_END_METRICS, layer_widths
+from alignpipe.draws import draw_tasks, trained_tasks
+from alignpipe.ood import ood_metrics
+from alignpipe.refine import grid_n, refined_ns
+from alignpipe.taskspec import END_TO_END_METRICS, has_linear_theory, layer_widths
 
 # --------------------------------------------------------------------------- training
 
@@ -210,8 +213,6 @@ def workflow_cores(workflow) -> int | None:
 
 def run_target(config: dict, cores: int | None = None) -> float:
     """:func:`target_seconds` of a run of ``config`` (validated; its configured tasks) on ``cores`` cores."""
-    from alignpipe.draws import trained_tasks
-
     work = expected_work(trained_tasks(config), config["metrics"])
     return target_seconds(config["job_seconds"], cores, work, config.get("device", "cpu"))
 
@@ -354,8 +355,6 @@ def assumed_refinement(task: dict) -> list[int]:
     ``span`` x an assumed threshold of one sample per trainable parameter (weights and biases; the
     study's thresholds were 0.5-1.5 times that), within the coarse grid's range. A guess for planning
     only: the pipeline adds the n its refine job finds."""
-    from alignpipe.refine import refined_ns
-
     refine = task.get("refine")
     if not refine:
         return []
@@ -373,11 +372,6 @@ def plan(config: dict, cores: int | None = None, refined: dict | None = None) ->
     run's refine.json), else :func:`assumed_refinement`. The threads and the target are those the
     Snakefile gives on ``cores`` cores (``device: cuda``: one training and one align job per task).
     """
-    from alignpipe.config import has_linear_theory
-    from alignpipe.draws import draw_tasks, trained_tasks
-    from alignpipe.ood import ood_metrics
-    from alignpipe.refine import grid_n
-
     trained = trained_tasks(config)
     target = run_target(config, cores)
     trained_config = dict(config, tasks=trained)

@@ -23,6 +23,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from alignlib.stats.members import holm
+from alignlib.stats.threshold import below_threshold_fit
+from alignpipe.cubes import read_netcdf
+
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 SHORT = {1: "1: rises monotonically with SNR", 2: "2: minimum near the threshold",
          4: "4: higher alignment ≠ lower error"}
@@ -133,8 +137,6 @@ def threshold_table(tables: dict) -> str:
 
 
 def training_table(tables: dict, tol: float = 0.01, factor: float = 1.5) -> str:
-    from alignlib.stats.threshold import below_threshold_fit
-
     lines = [f"| task | members at n ≤ threshold/{factor:g} | reach their noise floor (noise_fit ≤ {tol:g}) "
              "| hit max_steps without it |", "|---|---:|---:|---:|"]
     for task, t in tables.items():
@@ -177,8 +179,6 @@ def ood_table(results: Path, tasks: list[str], verdicts: pd.DataFrame, alpha: fl
     """Per task and metric: do later layers de-align more than early ones under the probe shift? The drop
     statistic (alignpipe.ood) at every SNR, at the largest n and near the threshold, Holm-corrected over
     the task's rows of that metric; ``yes`` where the adjusted one-sided p is below ``alpha``."""
-    from alignlib.stats.members import holm
-
     lines = ["| task | metric | compared layers | n | SNRs where later layers de-align more (Holm p < 0.05) "
              "| drop statistic per SNR (± s.e.) |", "|---|---|---|---|---|---|"]
     found = False
@@ -233,8 +233,6 @@ class Run:
 
 def load_run(results: Path) -> Run:
     """Read a run's results folder; only ``verdicts.csv`` is required."""
-    from alignpipe.cubes import read_netcdf
-
     results = Path(results)
     if not (results / "verdicts.csv").exists():
         raise FileNotFoundError(f"{results / 'verdicts.csv'} does not exist: is {results} the results "

@@ -22,6 +22,8 @@ import os
 import sys
 import time
 
+from threadpoolctl import threadpool_limits
+
 TAG = "alignlib-timing:"
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
                      "NUMEXPR_NUM_THREADS")
@@ -35,8 +37,6 @@ def set_threads(threads: int) -> None:
         os.environ[name] = str(threads)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(threads)
-    from threadpoolctl import threadpool_limits
-
     threadpool_limits(limits=threads)
 
 

@@ -2,7 +2,7 @@
 figure <task>_ood_by_layer.png."""
 from alignpipe.cubes import read_netcdf
 from alignlib.claims.ood import ood_summary
-from alignpipe.ood import plot_ood_by_layer
+from alignpipe.figures import plot_ood_by_layer
 from alignpipe.jobs import job
 from alignlib.claims.verdicts import write_csv
 

@@ -2,9 +2,8 @@
 import os
 
 from alignlib.ensembles.checkpoints import first_epoch_summary
-from alignpipe.checkpoints import alignment_training_figure
 from alignpipe.cubes import read_netcdf
-from alignpipe.figures import save_figure
+from alignpipe.figures import alignment_training_figure, save_figure
 from alignpipe.jobs import job
 
 with job(snakemake) as j:

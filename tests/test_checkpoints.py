@@ -21,8 +21,8 @@ from alignpipe.checkpoints import (
     checkpoint_settings,
     checkpoint_targets,
     settings_of,
-    threshold_labels,
 )
+from alignpipe.figures import threshold_labels
 from alignlib.stats.members import pair_index
 from alignlib.ensembles.networks import Architecture, init_member, stack_members
 from alignlib.ensembles.training import checkpoint_schedule, steps_per_epoch, train_ensemble

@@ -11,7 +11,7 @@ from conftest import CONFIGS, REPO, run_snakemake, validated
 
 from alignlib.ensembles import data as data_mod
 from alignlib.claims import ood as ood_stats
-from alignpipe import ood
+from alignpipe import figures, ood
 from alignlib.ensembles.alignment import member_pairs
 from alignpipe.config import ConfigError, first_schema_problem
 
@@ -218,7 +218,7 @@ def test_summary_leaves_out_members_with_nan_pairs():
 def test_figure_from_a_summary(tmp_path):
     id_table, ood_table = _tables()
     out = ood_stats.ood_summary(id_table, ood_table)
-    paths = ood.plot_ood_by_layer(out, ["hidden1", "hidden2", "output"], tmp_path / "f.png", title="hand", pdf=True)
+    paths = figures.plot_ood_by_layer(out, ["hidden1", "hidden2", "output"], tmp_path / "f.png", title="hand", pdf=True)
     assert [p.name for p in paths] == ["f.png", "f.pdf"] and all(p.stat().st_size > 1000 for p in paths)
 
 
@@ -266,5 +266,5 @@ def test_summary_carries_both_probe_sets_chance_and_the_figure_draws_it(tmp_path
     out = ood_stats.ood_summary(id_table, ood_table)
     assert (out["chance_lo_hidden1"] == 0.05).all() and (out["chance_hi_output"] == 0.20).all()
     assert "chance_lo_hidden1" not in ood_stats.ood_summary(*_tables())  # no chance in the tables: no columns
-    paths = ood.plot_ood_by_layer(out, ["hidden1", "hidden2", "output"], tmp_path / "f.png", title="hand")
+    paths = figures.plot_ood_by_layer(out, ["hidden1", "hidden2", "output"], tmp_path / "f.png", title="hand")
     assert paths[0].stat().st_size > 1000

@@ -60,6 +60,7 @@ from alignlib.stats.members import (
     nested_pair_mean,
     pair_index,
 )
+from alignlib.stats.threshold import noise_fit_of
 
 __all__ = ["ALPHA", "Criteria", "Panel", "panel", "welch_df", "snr_trend", "trend_call", "snr_steps", "cell_claim1", "increases_with_snr", "dip_depth", "dip_test", "threshold_positions", "threshold_midpoint", "location_ratio", "location_call", "shape_at", "claim2_cell", "minimum_near_threshold", "grid_steps", "grid_step_tests", "claim4_cell", "error_alignment_coupling", "decoupling"]
 
@@ -132,8 +133,6 @@ def _member_values(ds: xr.Dataset, name: str, snrs, ns) -> np.ndarray | None:
 def panel(ds: xr.Dataset, metric: str, layer: str) -> Panel:
     """The Panel of (metric, layer) from an alignment table (alignment.nc), with its members' draws
     (coordinate ``draw`` of ``seed``, when the task has several data draws), noise_fit and test error."""
-    from alignlib.stats.threshold import noise_fit_of
-
     values = ds["alignment"].sel(metric=metric, layer=layer).transpose("snr", "n", "pair").sortby("snr").sortby("n")
     ia, ib, S = pair_index(ds["seed_a"].values, ds["seed_b"].values, ds["seed"].values)
     snrs, ns = values["snr"].values, values["n"].values

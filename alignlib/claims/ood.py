@@ -9,12 +9,15 @@
 
 The unit of replication is the member (alignlib.stats.members): the per-pair differences are
 jackknifed over members, never treated as independent pairs. The config checks and the figure are
-the pipeline's (alignpipe.ood).
+the pipeline's (alignpipe.ood, alignpipe.figures).
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy import stats
+
+from alignlib.stats.members import jackknife_pair_mean, pair_index
 
 try:
     import pandas as pd
@@ -36,8 +39,6 @@ def compared_layers(layers) -> tuple[str, str]:
 
 def one_sided_p(mean, se, members: int):
     """P(T >= mean / se) for T ~ t with members - 1 degrees of freedom (NaN without an error)."""
-    from scipy import stats
-
     mean, se = np.asarray(mean, float), np.asarray(se, float)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = mean / se
@@ -52,8 +53,6 @@ def drop_statistic(id_early, ood_early, id_late, ood_late, ia, ib, S: int) -> di
     jackknife standard error (alignlib.stats.members.jackknife_pair_mean) and the one-sided p of
     H0: D <= 0 from a t distribution with S - 1 degrees of freedom.
     """
-    from alignlib.stats.members import jackknife_pair_mean
-
     d = (np.asarray(id_late, float) - ood_late) - (np.asarray(id_early, float) - ood_early)
     mean, se = jackknife_pair_mean(d, ia, ib, S)
     return {"statistic": mean, "se": se, "p_one_sided": one_sided_p(mean, se, S)}
@@ -112,9 +111,6 @@ def ood_summary(id_table: xr.Dataset, ood_table: xr.Dataset, metrics=None) -> pd
     Members with a non-finite pair (diverged, or a NaN cell) at that grid point are left out of it
     (``members`` counts the rest); with fewer than 3 the errors and p are NaN.
     """
-    import pandas as pd
-
-    from alignlib.stats.members import jackknife_pair_mean, pair_index
 
     metrics = [str(m) for m in (metrics or ood_table["metric"].values)]
     layers = [str(x) for x in ood_table["layer"].values]

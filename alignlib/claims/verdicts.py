@@ -19,6 +19,8 @@ are reported as ``excluded`` with the note, never as evidence.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from scipy import stats as sps
 
@@ -32,7 +34,9 @@ except ImportError as err:  # without the pipeline extra
 
 from alignlib.stats.members import holm
 
-from alignlib.claims.claim_tests import ALPHA, Criteria, decoupling, increases_with_snr, minimum_near_threshold, panel
+from alignlib.claims.claim_tests import (ALPHA, Criteria, decoupling, grid_step_tests, increases_with_snr,
+                                         minimum_near_threshold, panel)
+from alignlib.ensembles.alignment import primary_layer
 from alignlib.ensembles.datasets import REAL_DATASETS
 from alignlib.metrics.names import END_TO_END_METRICS
 
@@ -396,8 +400,6 @@ def group_comparison_rows(frame: pd.DataFrame, cells: pd.DataFrame, groups: dict
 
 def write_csv(frame: pd.DataFrame, path) -> None:
     """Write a CSV atomically (temporary file, then rename)."""
-    import os
-
     tmp = f"{path}.tmp"
     frame.to_csv(tmp, index=False)
     os.replace(tmp, path)
@@ -406,9 +408,6 @@ def write_csv(frame: pd.DataFrame, path) -> None:
 def decoupled_highlights(ds: xr.Dataset, alpha: float = ALPHA) -> dict:
     """{metric: [((snr, n), (snr, n))]}: the decoupled grid step with the largest alignment change of each
     metric at its plotted layer (alignlib.claims.claim_tests.grid_step_tests), for the test-error figure."""
-    from alignlib.ensembles.alignment import primary_layer
-    from alignlib.claims.claim_tests import grid_step_tests
-
     out = {}
     for metric in [str(m) for m in ds["metric"].values]:
         layer = primary_layer(ds, metric)

@@ -24,7 +24,9 @@ except ImportError as err:  # without the pipeline extra
     raise missing_extra("pipeline", __name__, err) from err
 
 from alignlib import __version__
+from alignlib import theory
 from alignlib.metrics.names import END_TO_END_METRICS
+from alignlib.stats.members import draw_members, nested_pair_mean, pair_index
 
 
 def layer_activations(ds: xr.Dataset, layer: str) -> xr.DataArray:
@@ -387,8 +389,6 @@ def pair_mean(alignment: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
     draws (coordinate ``pair_draw``) the error is the two-stage one (alignlib.stats.members.nested_pair_mean).
     With fewer than 3 members (per draw) the error is NaN.
     """
-    from alignlib.stats.members import draw_members, nested_pair_mean, pair_index
-
     seeds = np.union1d(alignment["seed_a"].values, alignment["seed_b"].values)
     ia, ib, S = pair_index(alignment["seed_a"].values, alignment["seed_b"].values, seeds)
     draw = None  # several data draws (alignpipe.draws): the two-stage error, members nested in draws
@@ -424,8 +424,6 @@ def linear_input_dim(table: xr.Dataset) -> int | None:
 def linear_theory(table: xr.Dataset, data: xr.Dataset) -> xr.Dataset:
     """``theory(metric, snr, n)``: the closed form, and ``theory_given_data(metric, snr, n)``: the exact
     expectation over the members' noise given the task's own training inputs, teacher and probes."""
-    from alignlib import theory
-
     snrs, ns = table["snr"].values, table["n"].values
     d = data.sizes["feature"]
     metrics = [m for m in THEORY_METRICS if m in table["metric"].values]
@@ -450,8 +448,6 @@ def linear_theory(table: xr.Dataset, data: xr.Dataset) -> xr.Dataset:
 
 def dense_linear_theory(table: xr.Dataset, points: int = 160) -> xr.DataArray:
     """The closed form on a dense integer n grid spanning the table's n, for drawing smooth lines."""
-    from alignlib import theory
-
     d = linear_input_dim(table)
     ns = table["n"].values
     dense = np.unique(np.round(np.geomspace(ns.min(), ns.max(), points)).astype(int))

@@ -6,20 +6,21 @@ The settings, file names and the figure are the pipeline's (alignpipe.checkpoint
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 try:
+    import pandas as pd
     import xarray as xr
 except ImportError as err:  # without the pipeline extra
     from alignlib._extras import missing_extra
 
     raise missing_extra("pipeline", __name__, err) from err
 
-if TYPE_CHECKING:
-    import pandas as pd
-
+from alignlib.ensembles.alignment import compute_alignment, primary_layer
+from alignlib.ensembles.builder import extract_activations, model_attrs, train_members
+from alignlib.ensembles.training import steps_per_epoch
+from alignlib.stats.members import pair_index
 
 def resolved_unit(unit: str, batch_size) -> str:
     """auto -> epoch with minibatch training, else step (one full-batch step is one epoch)."""
@@ -48,9 +49,6 @@ def checkpoint_activations(task: str, cfg: dict, data: xr.Dataset, settings: dic
     at the checkpoints and ``final_activation(snr, n, seed, layer, probe, unit)`` of the final
     weights (linear networks also ``end_to_end`` / ``final_end_to_end``), with ``steps_taken(step,
     n)``, ``epoch_steps(n)`` and the final ``steps``, ``converged``, ``diverged`` per member."""
-    from alignlib.ensembles.builder import extract_activations, model_attrs, train_members
-    from alignlib.ensembles.training import steps_per_epoch
-
     snrs, seeds = [float(s) for s in cfg["snr"]], list(range(cfg["seeds"]))
     members = [(s, k) for s in snrs for k in seeds]
     batch_size = cfg["training"]["batch_size"]
@@ -119,8 +117,6 @@ def alignment_during_training(cube: xr.Dataset, metrics: list[str], device=None,
     ``alignment(metric, layer, step, snr, n, pair)``, ``final_alignment(metric, layer, snr, n, pair)``,
     ``alignment_note(step, metric, layer)``, with the cube's ``steps_taken`` and ``epoch_steps``.
     ``metric_options``: per-metric options, as the config's ``metric_options`` (compute_alignment)."""
-    from alignlib.ensembles.alignment import compute_alignment
-
     tables = [compute_alignment(cube_at(cube, s), metrics, metric_options, device=device, log=log, probe_x=probe_x)
               for s in cube["step"].values]
     final = compute_alignment(cube_at(cube, None), metrics, metric_options, device=device, log=log,
@@ -173,8 +169,6 @@ def fraction_with_se(init, first, final, ia, ib, S: int):
 def summary_layers(table: xr.Dataset, metric: str) -> list[str]:
     """The layers the summary reports for ``metric``: its primary layer (alignlib.ensembles.alignment.primary_layer)
     first, then every other layer where it has a finite value (all depths of a deep network)."""
-    from alignlib.ensembles.alignment import primary_layer
-
     first = primary_layer(table, metric)
     finite = [str(l) for l in table["layer"].values
               if bool(np.isfinite(table["final_alignment"].sel(metric=metric, layer=l)).any())]
@@ -188,9 +182,6 @@ def first_epoch_summary(table: xr.Dataset, metric: str | None = None, task: str 
     "After the first epoch" is the checkpoint whose ``steps_taken`` is one epoch's steps (n //
     batch_size with minibatches; one step = one pass in full-batch training); NaN when step 0 or
     that checkpoint was not recorded."""
-    import pandas as pd
-
-    from alignlib.stats.members import pair_index
 
     metric = metric or str(table["metric"].values[0])
     ia, ib, S = pair_index(table["seed_a"].values, table["seed_b"].values,

@@ -29,6 +29,7 @@ except ImportError as err:  # without the pipeline extra
 from alignlib import __version__
 from alignlib.seeding import stream
 from alignlib.ensembles.datasets import OOD_KINDS, SYNTHETIC
+from alignlib.ensembles.image_files import load_cifar10, load_mnist
 
 
 def _assemble(train_x, probe_x, test_x, *, train_y=None, test_y=None, train_label=None, test_label=None,
@@ -223,7 +224,7 @@ def _split_real(task, cfg, x, *, y=None, labels=None, classes=None, image_shape=
 
 def digits(task: str, cfg: dict) -> xr.Dataset:
     """scikit-learn's bundled UCI digits: 1797 images of 8x8 pixels, 10 classes."""
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # here: scikit-learn is slow to import and only these two tasks use it
 
     bunch = load_digits()
     return _split_real(task, cfg, bunch.data.astype(np.float64), labels=bunch.target, classes=10,
@@ -259,14 +260,10 @@ def _image_set(task, cfg, files):
 
 
 def mnist(task: str, cfg: dict) -> xr.Dataset:
-    from alignlib.ensembles.image_files import load_mnist
-
     return _image_set(task, cfg, load_mnist(cfg["dataset"]["path"]))
 
 
 def cifar10(task: str, cfg: dict) -> xr.Dataset:
-    from alignlib.ensembles.image_files import load_cifar10
-
     return _image_set(task, cfg, load_cifar10(cfg["dataset"]["path"]))
 
 

@@ -7,7 +7,8 @@ import torch
 
 from ._common import Tensor, as_activations, as_vectors, input_eps, split_members, unit_scaled
 from ._preconditions import warn_if_uninformative
-from ._registry import MetricInfo, get_metric, resolve_options
+from ._registry import METRICS, MetricInfo, get_metric, resolve_options
+from .names import METRIC_LABELS
 
 
 def prepare(reps, info: MetricInfo) -> list[Tensor]:
@@ -87,9 +88,6 @@ def compare(a, b, metric: str, **options) -> float:
 def list_metrics_in_docstrings(*functions) -> None:
     """Append the registered metrics (name and label) to each function's docstring, so that
     ``help(compare)`` and the API reference list them. Called once all metrics are registered."""
-    from alignlib.metrics._registry import METRICS
-    from alignlib.metrics.names import METRIC_LABELS
-
     lines = "\n".join(f"    - ``{name}``: {METRIC_LABELS[name]}" for name in METRICS)
     text = ("\n\n    Metrics (the ``metric`` argument; ``alignlib.describe(name)`` gives each one's range, "
             "invariances,\n    preconditions and options):\n\n" + lines + "\n")

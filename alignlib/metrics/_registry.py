@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from alignlib.metrics.names import METRIC_LABELS, METRIC_NAMES
+
 #: The transformations a metric can be invariant to. Each acts on the units (columns)
 #: of one member: ``X -> X + 1 c^T``, ``X -> a X`` (a > 0), ``X -> X Q`` (Q orthogonal),
 #: ``X -> X M`` (M invertible), ``X -> X P`` (P a permutation matrix).
@@ -73,8 +75,6 @@ METRICS: Mapping[str, MetricInfo] = MappingProxyType(_METRICS)
 
 
 def register(info: MetricInfo) -> MetricInfo:
-    from alignlib.metrics.names import METRIC_NAMES
-
     if info.name in _METRICS:
         raise ValueError(f"metric {info.name!r} registered twice")
     if info.name not in METRIC_NAMES:  # one source of the names: alignlib.metrics.names
@@ -126,8 +126,6 @@ def describe(metric) -> str:
     ``metric``: a name (see :func:`metric_names`) or a :class:`MetricInfo`. Returns the text;
     ``print(alignlib.describe("cka_linear"))`` shows it.
     """
-    from alignlib.metrics.names import METRIC_LABELS
-
     info = metric if isinstance(metric, MetricInfo) else get_metric(metric)
     width, indent = 96, " " * 17
 
