@@ -1,4 +1,7 @@
 import copy
+import fcntl
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,8 +21,6 @@ def _no_slurm_env(workdir: Path) -> dict:
     but not running (after the cluster tests stopped it) that waits 9 s for a timeout. Local
     runs never talk to SLURM, so the stub answers "not here" at once.
     """
-    import os
-
     stub = workdir / ".no_slurm"
     stub.mkdir(parents=True, exist_ok=True)
     script = stub / "scontrol"
@@ -61,9 +62,21 @@ def tiny_config():
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, tiny_config):
-    """The tiny workflow run once for the whole test session."""
-    workdir = tmp_path_factory.mktemp("tiny_run")
-    run_snakemake(workdir, tiny_config)
+    """The tiny workflow run once for the whole test session (read only: tests must not change it).
+
+    Under pytest-xdist every worker has its own session; the first to ask runs it in the folder the
+    workers share, under a lock, and the others wait for it and read the same results.
+    """
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent
+    workdir = shared / "tiny_run_shared"
+    with open(shared / "tiny_run.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (workdir / "finished").exists():
+            shutil.rmtree(workdir, ignore_errors=True)
+            run_snakemake(workdir, tiny_config)
+            (workdir / "finished").touch()
     return workdir / "results"
 
 

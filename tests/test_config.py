@@ -36,8 +36,26 @@ CASES = [
 ]
 
 
-@pytest.mark.workflow
 @pytest.mark.parametrize("path,value,key,fragment", CASES, ids=[c[2] + "=" + str(c[1]) for c in CASES])
+def test_bad_config_names_key(tiny_config, path, value, key, fragment):
+    """Every case through the Snakefile's own checks (alignpipe.config.checked_config, what
+    validated_config runs before any job); the two cases below show the real snakemake prints it."""
+    from alignpipe.config import checked_config
+    from alignpipe.errors import ConfigError
+    from conftest import REPO
+
+    with pytest.raises(ConfigError) as error:
+        checked_config(bad(tiny_config, path, value), REPO / "schemas" / "config.schema.yaml", check_files=False)
+    assert f"invalid config key '{key}'" in str(error.value)
+    assert fragment in str(error.value)
+
+
+THROUGH_SNAKEMAKE = [CASES[0], CASES[8]]  # a schema bound; a check the schema cannot express
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize("path,value,key,fragment", THROUGH_SNAKEMAKE,
+                         ids=[c[2] + "=" + str(c[1]) for c in THROUGH_SNAKEMAKE])
 def test_bad_config_names_key_and_runs_nothing(tmp_path, tiny_config, path, value, key, fragment):
     proc = run_snakemake(tmp_path, bad(tiny_config, path, value), check=False)
     out = proc.stdout + proc.stderr
