@@ -254,6 +254,16 @@ def alignment_per_layer_vs_n(ds: xr.Dataset, metrics=None, *, threshold=None):
     return fig
 
 
+def _log_x_panel(fig, ax, xlabel: str, ylabel: str, norm, cmap) -> None:
+    """A panel with a log x axis, its labels, a grid and a colour bar of the training samples n."""
+    ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    bar = fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax)
+    bar.set_label("training samples n")
+
+
 def alignment_vs_snr(ds: xr.Dataset, *, theory=None, metrics=None):
     """Mean over pairs ± member-jackknife s.e. against SNR (log axis), one curve per n (colour bar), one panel per metric."""
     panels = _panels(ds, metrics)
@@ -271,12 +281,7 @@ def alignment_vs_snr(ds: xr.Dataset, *, theory=None, metrics=None):
                         ms=3, lw=1.2, capsize=2)
             if theory is not None and metric in theory["metric"].values:
                 ax.plot(theory["snr"].values, theory.sel(metric=metric, n=n), color=color, ls="--", lw=0.9)
-        ax.set_xscale("log")
-        ax.set_xlabel("signal-to-noise ratio")
-        ax.set_ylabel(metric_label(metric, layer))
-        ax.grid(alpha=0.3)
-        bar = fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax)
-        bar.set_label("training samples n")
+        _log_x_panel(fig, ax, "signal-to-noise ratio", metric_label(metric, layer), norm, cmap)
     if banded:  # below the panels, so that it never hides a curve
         fig.legend([matplotlib.patches.Patch(color="0.55", alpha=0.3)], [CHANCE_LABEL], loc="upper center",
                    bbox_to_anchor=(0.5, 0.0), fontsize=7, frameon=False)
@@ -312,12 +317,7 @@ def alignment_vs_test_error(ds: xr.Dataset, *, highlight=None, metrics=None):
             ax.plot(xs, ys, color="red", lw=1.5, ls="-", zorder=0)
             ax.annotate("equivalent error,\ndifferent alignment", (xs[1], ys[1]), fontsize=7, color="red",
                         xytext=(5, 5), textcoords="offset points")
-        ax.set_xscale("log")
-        ax.set_xlabel("clean test error (mean over members)")
-        ax.set_ylabel(metric_label(metric, layer))
-        ax.grid(alpha=0.3)
-        bar = fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax)
-        bar.set_label("training samples n")
+        _log_x_panel(fig, ax, "clean test error (mean over members)", metric_label(metric, layer), norm, cmap)
     axes[0].legend(fontsize=7, frameon=False, loc="best")
     _suptitle(fig, ds, f"{ds.attrs.get('task', '')}: alignment against test error")
     fig.tight_layout(rect=(0, 0, 1, 0.97))  # room for the suptitle

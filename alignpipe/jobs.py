@@ -24,10 +24,11 @@ from typing import Any, TextIO
 import torch  # before job_clock, which sets its threads
 
 from alignlib.ensembles.device import resolve_device
-from alignpipe.cubes import read_netcdf
+from alignlib.ensembles.divergence import exclusion_note
+from alignpipe.cubes import read_netcdf, write_netcdf
 from alignpipe.draws import trained_tasks
 from alignpipe.gpu import acquire_gpu, describe_choice, task_device_choice, time_devices, timing_key
-from alignpipe.runlog import log_to
+from alignpipe.runlog import log_to, warn
 from alignpipe.timing import JobClock, fast_exit, job_clock
 
 
@@ -43,6 +44,18 @@ class Job:
     @property
     def task(self) -> str:
         return self.smk.wildcards.task
+
+    def write_alignment_table(self, table, path) -> None:
+        """An alignment table to ``path`` (and printed to the log), with its note on the members left
+        out (alignlib.ensembles.divergence.exclusion_note) made afresh and, where there is one, said
+        on the console."""
+        table.attrs.pop("diverged_note", None)
+        note = exclusion_note(table)
+        if note:
+            table.attrs["diverged_note"] = note
+            warn(note, self.log)
+        print(table)
+        write_netcdf(table, path)
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,11 @@
 here, or merged from the task's align_part jobs), the interpolation thresholds, for a linear
 network the theory and, for a task with `refine`, the record of the n its refinement added."""
 from alignlib.ensembles.alignment import compute_alignment, linear_theory, merge_metric_parts
-from alignlib.ensembles.divergence import exclusion_note, require_finite_alignment
+from alignlib.ensembles.divergence import require_finite_alignment
 from alignlib.stats.threshold import task_thresholds
-from alignpipe.cubes import open_activations, read_netcdf, undeclared_cubes, write_netcdf
+from alignpipe.cubes import open_activations, read_netcdf, undeclared_cubes
 from alignpipe.jobs import job
 from alignpipe.refine import read_refinement, refinement_attrs
-from alignpipe.runlog import warn
 
 with job(snakemake, device=not snakemake.input.parts) as j:
     cfg, params = snakemake.params.task_cfg, snakemake.params
@@ -32,10 +31,4 @@ with job(snakemake, device=not snakemake.input.parts) as j:
             table = table.merge(linear_theory(table, data))
     for path in snakemake.input.refine:  # a task with `refine`: which n the refinement added, and why
         table.attrs.update(refinement_attrs(read_refinement(path)))
-    table.attrs.pop("diverged_note", None)
-    note = exclusion_note(table)
-    if note:
-        table.attrs["diverged_note"] = note
-        warn(note, j.log)
-    print(table)
-    write_netcdf(table, snakemake.output[0])
+    j.write_alignment_table(table, snakemake.output[0])

@@ -1,10 +1,9 @@
 """Rules combine_draws, combine_draws_ood: a task's alignment.nc (or alignment_ood.nc) from the tables of its
 data draws (alignpipe.draws.combine_draws); alignment.nc also gets the interpolation thresholds and test-error
 peaks of the combined table, as the align rule computes them for a single draw."""
-from alignpipe.cubes import read_netcdf, write_netcdf
-from alignlib.ensembles.divergence import exclusion_note, require_finite_alignment
+from alignpipe.cubes import read_netcdf
+from alignlib.ensembles.divergence import require_finite_alignment
 from alignpipe.draws import combine_draws
-from alignpipe.runlog import warn
 from alignlib.stats.threshold import task_thresholds
 from alignpipe.jobs import job
 
@@ -16,9 +15,4 @@ with job(snakemake) as j:
         require_finite_alignment(table, task)
         if snakemake.params.thresholds:
             table = table.merge(task_thresholds(table, snakemake.params.tol), combine_attrs="override")
-    note = exclusion_note(table)
-    if note:
-        table.attrs["diverged_note"] = note
-        warn(note, j.log)
-    print(table)
-    write_netcdf(table, snakemake.output[0])
+    j.write_alignment_table(table, snakemake.output[0])

@@ -178,6 +178,22 @@ def _clean_test_targets(data, device, dtype):
     return torch.as_tensor(data["test_y"].values, dtype=dtype, device=device)
 
 
+def _outputs_and_test_error(arch, params, x, data, batch_size, device, dtype):
+    """The members' outputs on their training inputs and on the test inputs, and their clean test error."""
+    with torch.no_grad():
+        train_out = chunked_forward(arch, params, x, batch_size)
+        test_x = torch.as_tensor(data["test_x"].values, dtype=dtype, device=device)
+        test_out = chunked_forward(arch, params, test_x, batch_size)
+    return train_out, test_out, _errors(test_out, _clean_test_targets(data, device, dtype))
+
+
+def _log_done(prefix: str, result, t0: float, log) -> None:
+    """One log line for a finished training call: its time, how many members converged, their steps."""
+    print(f"{prefix} done in {time.perf_counter() - t0:.1f} s: "
+          f"{int(result.converged.sum())}/{len(result.steps)} converged, "
+          f"steps {int(result.steps.min())}-{int(result.steps.max())}", file=log, flush=True)
+
+
 def train_members(task, cfg, data, n, members, device, log=sys.stderr, checkpoints=None, checkpoint_unit="auto",
                   sync_every=None):
     """Train the members [(snr, seed), ...] at sample size n in one batched computation.
@@ -216,14 +232,8 @@ def train_members(task, cfg, data, n, members, device, log=sys.stderr, checkpoin
         progress=progress, checkpoints=checkpoints, checkpoint_unit=checkpoint_unit,
         sync_every=sync_interval(device) if sync_every is None else sync_every,
     )
-    with torch.no_grad():
-        train_out = chunked_forward(arch, result.params, x, batch_size)
-        test_x = torch.as_tensor(data["test_x"].values, dtype=dtype, device=device)
-        test_out = chunked_forward(arch, result.params, test_x, batch_size)
-    test_error = _errors(test_out, _clean_test_targets(data, device, dtype))
-    print(f"[{task} n={n}] done in {time.perf_counter() - t0:.1f} s: "
-          f"{int(result.converged.sum())}/{len(members)} converged, "
-          f"steps {int(result.steps.min())}-{int(result.steps.max())}", file=log, flush=True)
+    train_out, test_out, test_error = _outputs_and_test_error(arch, result.params, x, data, batch_size, device, dtype)
+    _log_done(f"[{task} n={n}]", result, t0, log)
     for b in np.flatnonzero(result.diverged):  # each diverged member, named (alignlib.ensembles.divergence decides)
         print(f"[{task} n={n}] DIVERGED: snr={members[b][0]:g} seed={members[b][1]} "
               f"({tcfg['optimizer']}, lr={tcfg['lr']:g}): training loss {result.initial_loss[b]:.3g} at the "
@@ -279,14 +289,8 @@ def train_members_across_n(task, cfg, data, members, device, log=sys.stderr, syn
         progress=progress, sample_counts=counts,
         sync_every=sync_interval(device) if sync_every is None else sync_every,
     )
-    with torch.no_grad():
-        train_out = chunked_forward(arch, result.params, x, batch_size)
-        test_x = torch.as_tensor(data["test_x"].values, dtype=dtype, device=device)
-        test_out = chunked_forward(arch, result.params, test_x, batch_size)
-    test_error = _errors(test_out, _clean_test_targets(data, device, dtype))
-    print(f"[{task} n={label}] done in {time.perf_counter() - t0:.1f} s: "
-          f"{int(result.converged.sum())}/{len(members)} converged, "
-          f"steps {int(result.steps.min())}-{int(result.steps.max())}", file=log, flush=True)
+    train_out, test_out, test_error = _outputs_and_test_error(arch, result.params, x, data, batch_size, device, dtype)
+    _log_done(f"[{task} n={label}]", result, t0, log)
     for b in np.flatnonzero(result.diverged):
         print(f"[{task} n={members[b][1]}] DIVERGED: snr={members[b][0]:g} seed={members[b][2]} "
               f"({tcfg['optimizer']}, lr={tcfg['lr']:g}): training loss {result.initial_loss[b]:.3g} at the "
