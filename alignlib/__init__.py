@@ -8,7 +8,7 @@
 
 ``compare``, ``pairwise``, ``metric_names``, ``describe`` and ``METRICS`` come from
 :mod:`alignlib.metrics`, imported on first use (so that ``import alignlib`` alone does not load
-torch: the pipeline checks its configuration with :mod:`alignlib.metrics.names` only). Chance
+torch: the pipeline checks its configuration with :mod:`alignlib.names` only). Chance
 levels and intervals: :mod:`alignlib.stats`. The subpackages :mod:`alignlib.ensembles` and
 :mod:`alignlib.claims` (training ensembles, the paper's claims) and :mod:`alignlib.theory` need the
 ``pipeline`` extra (xarray, pandas, scikit-learn...): ``pip install "alignlib[pipeline]"``; the

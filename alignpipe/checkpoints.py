@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from alignlib.metrics.names import METRIC_NAMES as KNOWN_METRICS
+from alignlib.names import METRIC_NAMES as KNOWN_METRICS
 
 DEFAULT_AT = [0, 1, 3, 10, 30, 100, 300, 1000]
 UNITS = ("auto", "epoch", "step")

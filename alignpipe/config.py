@@ -20,8 +20,8 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from alignlib.ensembles.image_files import check_image_files
-# The metric names without torch (alignlib.metrics.names, the registry's one source)
-from alignlib.metrics.names import METRIC_NAMES as KNOWN_METRICS
+# The metric names without torch (alignlib.names, the registry's one source)
+from alignlib.names import METRIC_NAMES as KNOWN_METRICS
 from alignpipe.checkpoints import all_checkpoint_settings
 from alignpipe.draws import check_draws, data_draws
 from alignpipe.errors import ConfigError  # noqa: F401  (re-exported)
@@ -243,7 +243,7 @@ def check_finite(value, path=()) -> None:
 
 def with_defaults(config: dict, schema_path) -> dict:
     """``config`` (changed in place) with the schema's defaults filled in by ``snakemake.utils.validate``
-    and ``metrics`` defaulting to every metric (alignlib.metrics.names, the one list of them)."""
+    and ``metrics`` defaulting to every metric (alignlib.names, the one list of them)."""
     validate(config, str(schema_path))
     if "metrics" not in config:
         config["metrics"] = list(KNOWN_METRICS)

@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
 from alignlib.ensembles.alignment import linear_input_dim, pair_mean, primary_layer  # noqa: E402
-from alignlib.metrics.names import METRIC_LABELS  # noqa: E402
+from alignlib.names import METRIC_LABELS  # noqa: E402
 from alignlib.stats.threshold import below_threshold_fit, fit_by_n  # noqa: E402
 from alignpipe.taskspec import END_TO_END_METRICS  # noqa: E402
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from alignlib.metrics.names import METRIC_NAMES as KNOWN_METRICS
+from alignlib.names import METRIC_NAMES as KNOWN_METRICS
 from alignpipe.errors import ConfigError
 from alignpipe.taskspec import END_TO_END_METRICS, IMAGE_DATASETS, OOD_KINDS
 

@@ -4,7 +4,7 @@ job sizing alike (no torch import: the Snakefile loads this)."""
 from __future__ import annotations
 
 from alignlib.ensembles.datasets import IMAGE_DATASETS, IMAGE_SHAPES, OOD_KINDS  # noqa: F401  (re-exported)
-from alignlib.metrics.names import END_TO_END_METRICS  # noqa: F401  (re-exported)
+from alignlib.names import END_TO_END_METRICS  # noqa: F401  (re-exported)
 
 
 def is_classification_task(task: dict) -> bool:

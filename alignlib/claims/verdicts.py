@@ -38,7 +38,7 @@ from alignlib.claims.claim_tests import (ALPHA, Criteria, decoupling, grid_step_
                                          minimum_near_threshold, panel)
 from alignlib.ensembles.alignment import primary_layer
 from alignlib.ensembles.datasets import REAL_DATASETS
-from alignlib.metrics.names import END_TO_END_METRICS
+from alignlib.names import END_TO_END_METRICS
 
 CLAIM3 = "claims 1 and 2 hold for linear and nonlinear networks, regression and classification, synthetic and real data"
 CLAIMS = {1: "alignment increases monotonically with SNR", 2: "alignment minimal near the interpolation threshold",

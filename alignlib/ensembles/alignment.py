@@ -25,7 +25,7 @@ except ImportError as err:  # without the pipeline extra
 
 from alignlib import __version__
 from alignlib import theory
-from alignlib.metrics.names import END_TO_END_METRICS
+from alignlib.names import END_TO_END_METRICS
 from alignlib.stats.members import draw_members, nested_pair_mean, pair_index
 
 

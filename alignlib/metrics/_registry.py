@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from alignlib.metrics.names import METRIC_LABELS, METRIC_NAMES
+from alignlib.names import METRIC_LABELS, METRIC_NAMES
 
 #: The transformations a metric can be invariant to. Each acts on the units (columns)
 #: of one member: ``X -> X + 1 c^T``, ``X -> a X`` (a > 0), ``X -> X Q`` (Q orthogonal),
@@ -77,8 +77,8 @@ METRICS: Mapping[str, MetricInfo] = MappingProxyType(_METRICS)
 def register(info: MetricInfo) -> MetricInfo:
     if info.name in _METRICS:
         raise ValueError(f"metric {info.name!r} registered twice")
-    if info.name not in METRIC_NAMES:  # one source of the names: alignlib.metrics.names
-        raise ValueError(f"metric {info.name!r} is not listed in alignlib.metrics.names")
+    if info.name not in METRIC_NAMES:  # one source of the names: alignlib.names
+        raise ValueError(f"metric {info.name!r} is not listed in alignlib.names")
     _METRICS[info.name] = info
     return info
 
