@@ -64,7 +64,10 @@ def step_seconds(cfg: dict, data, device, *, steps: int = 10, warmup: int = 3,
         return time.perf_counter() - start
 
     run(warmup)  # first calls: allocations, kernel loading
-    seconds = max(run(warmup + steps) - run(warmup), 0.0) / steps
+    total, base = run(warmup + steps), run(warmup)
+    # on a busy machine the difference can vanish or turn negative: then the whole run's mean step
+    # (its set-up included, so an upper bound) instead of 0, which would make any device look free
+    seconds = (total - base) / steps if total > base else total / (warmup + steps)
     return {"step_s": seconds * members / timed, "members": members, "timed_members": timed, "n": n,
             "steps": steps, "threads": torch.get_num_threads()}
 
