@@ -13,6 +13,8 @@ metrics but ``soft_matching``), :mod:`alignlib.stats` (but :mod:`alignlib.stats.
 
 from __future__ import annotations
 
+import importlib
+
 #: extra -> what it holds, for the message.
 EXTRAS = {
     "pipeline": "xarray, netCDF4, pandas, matplotlib, scikit-learn, threadpoolctl, snakemake",
@@ -29,3 +31,11 @@ def missing_extra(extra: str, module: str, err: ImportError) -> ImportError:
     """The ImportError to raise (``from err``) when ``module`` cannot import a package of ``extra``."""
     return ImportError(f"{module} needs the optional '{extra}' dependencies ({EXTRAS[extra]}), not all "
                        f"installed ({err}): {install_hint(extra)}")
+
+
+def pipeline_import(package: str, module: str):
+    """``package`` imported for ``module``; without it, the ImportError that names the pipeline extra."""
+    try:
+        return importlib.import_module(package)
+    except ImportError as err:
+        raise missing_extra("pipeline", module, err) from err

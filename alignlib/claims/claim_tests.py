@@ -45,12 +45,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats as sps
 
-try:
-    import xarray as xr
-except ImportError as err:  # without the pipeline extra
-    from alignlib._extras import missing_extra
+from alignlib._extras import pipeline_import  # noqa: E402
 
-    raise missing_extra("pipeline", __name__, err) from err
+xr = pipeline_import("xarray", __name__)
 
 from alignlib.stats.members import (
     bootstrap_pair_means,

@@ -19,13 +19,10 @@ from scipy import stats
 
 from alignlib.stats.members import jackknife_pair_mean, pair_index
 
-try:
-    import pandas as pd
-    import xarray as xr
-except ImportError as err:  # without the pipeline extra
-    from alignlib._extras import missing_extra
+from alignlib._extras import pipeline_import  # noqa: E402
 
-    raise missing_extra("pipeline", __name__, err) from err
+pd = pipeline_import("pandas", __name__)
+xr = pipeline_import("xarray", __name__)
 
 
 def compared_layers(layers) -> tuple[str, str]:

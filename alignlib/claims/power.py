@@ -13,13 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
-try:
-    import pandas as pd
-    import xarray as xr
-except ImportError as err:  # without the pipeline extra
-    from alignlib._extras import missing_extra
+from alignlib._extras import pipeline_import  # noqa: E402
 
-    raise missing_extra("pipeline", __name__, err) from err
+pd = pipeline_import("pandas", __name__)
+xr = pipeline_import("xarray", __name__)
 
 from alignlib.claims.claim_tests import Criteria, minimum_near_threshold, panel
 

@@ -16,12 +16,9 @@ from itertools import combinations
 
 import numpy as np
 
-try:
-    import xarray as xr
-except ImportError as err:  # without the pipeline extra
-    from alignlib._extras import missing_extra
+from alignlib._extras import pipeline_import  # noqa: E402
 
-    raise missing_extra("pipeline", __name__, err) from err
+xr = pipeline_import("xarray", __name__)
 
 from alignlib import __version__
 from alignlib import theory

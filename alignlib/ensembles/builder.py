@@ -12,12 +12,9 @@ import time
 import numpy as np
 import torch
 
-try:
-    import xarray as xr
-except ImportError as err:  # without the pipeline extra
-    from alignlib._extras import missing_extra
+from alignlib._extras import pipeline_import  # noqa: E402
 
-    raise missing_extra("pipeline", __name__, err) from err
+xr = pipeline_import("xarray", __name__)
 
 from alignlib import __version__
 from alignlib.ensembles.networks import Architecture, end_to_end, forward, init_member, stack_members

@@ -9,13 +9,10 @@ import sys
 
 import numpy as np
 
-try:
-    import pandas as pd
-    import xarray as xr
-except ImportError as err:  # without the pipeline extra
-    from alignlib._extras import missing_extra
+from alignlib._extras import pipeline_import  # noqa: E402
 
-    raise missing_extra("pipeline", __name__, err) from err
+pd = pipeline_import("pandas", __name__)
+xr = pipeline_import("xarray", __name__)
 
 from alignlib.ensembles.alignment import compute_alignment, primary_layer
 from alignlib.ensembles.builder import extract_activations, model_attrs, train_members

@@ -26,12 +26,9 @@ from __future__ import annotations
 
 import numpy as np
 
-try:
-    import xarray as xr
-except ImportError as err:  # without the pipeline extra
-    from alignlib._extras import missing_extra
+from alignlib._extras import pipeline_import  # noqa: E402
 
-    raise missing_extra("pipeline", __name__, err) from err
+xr = pipeline_import("xarray", __name__)
 
 from alignlib.stats.members import holm, member_bootstrap, nested_mean_se
 
