@@ -18,7 +18,7 @@ fraction of a GPU: a GPU job there holds its GPU alone, and with ``device: cuda`
 one job (alignpipe.jobsize), which keeps its GPU busy.
 
 ``device: auto`` with a visible GPU: :func:`task_device_choice` times a few training steps of the
-task's network on the CPU and on the GPU (alignlib.ensembles.device.step_seconds) once per task,
+task's network on the CPU and on the GPU (alignlib.ensembles.step_timing.step_seconds) once per task,
 caches the choice in ``<results>/<task>/device.json`` and every device job of the task (training,
 extraction, alignment) uses the faster device. Without CUDA nothing is measured: ``auto`` is the CPU.
 """
@@ -135,10 +135,10 @@ def timing_key(cfg: dict) -> str:
 
 
 def time_devices(cfg: dict, data, gpu_index: int) -> dict:
-    """The device choice of a task, measured (alignlib.ensembles.device.device_timings: its training step
+    """The device choice of a task, measured (alignlib.ensembles.step_timing.device_timings: its training step
     on the CPU, with this process's threads, and on ``cuda:<gpu_index>``; the faster one, with both
     timings), keyed by :func:`timing_key` and stamped with the time of measuring."""
-    from alignlib.ensembles.device import device_timings  # torch: loaded only when a task is timed
+    from alignlib.ensembles.step_timing import device_timings  # torch: loaded only when a task is timed
 
     return dict(device_timings(cfg, data, gpu_index, steps=TIMING_STEPS, warmup=TIMING_WARMUP_STEPS,
                                max_elements=TIMING_ELEMENTS),

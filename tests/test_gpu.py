@@ -210,7 +210,7 @@ def test_task_device_choice_measures_once_and_caches(tmp_path):
 
 def test_step_seconds_times_the_tasks_network_on_the_cpu(tiny_config):
     from alignlib.ensembles.data import make_task_data
-    from alignlib.ensembles.device import step_seconds
+    from alignlib.ensembles.step_timing import step_seconds
     from alignpipe.gpu import time_devices, timing_key
 
     cfg = tiny_config["tasks"]["digits_tiny"]
