@@ -130,6 +130,25 @@ def test_write_page_starts_with_a_heading_and_names_missing_alignment_tables(res
     assert "## What this says, plainly" in text  # the placeholder reading of a new page
 
 
+def test_page_with_a_confirmatory_run_shows_its_tables_first_then_the_default_runs(results, confirm):
+    frame = summary_frame(("mlp_classification",)).assign(snr=[3.0, 30.0], call="fails", r=1.2, r_low=0.9,
+                                                          r_high=1.5, shape_at_threshold="flat")
+    frame.to_csv(confirm / "summary.csv", index=False)
+    text = report.page(results, confirm)
+    held, default = text.index("### The held-out run"), text.index("### The default run")
+    assert text.index("**Headline verdicts**") < held < default
+    confirm_part, default_part = text[held:default], text[default:]
+    assert "| `mlp_classification` | cka_linear | hidden | 30 | **fails** |" in confirm_part
+    assert "| 10 | **holds** |" not in confirm_part  # the default run's claim-2 rows stay in its own part
+    assert "| `mlp_classification` | cka_linear | hidden | 10 | **holds** |" in default_part
+    assert "| 30 | **fails** |" not in default_part
+    assert confirm_part.count("**Claim 2 per SNR**") == default_part.count("**Claim 2 per SNR**") == 1
+
+
+def test_page_without_a_confirmatory_run_has_no_run_headings(results):
+    assert "### The held-out run" not in report.page(results) and "### The default run" not in report.page(results)
+
+
 def test_write_page_keeps_the_reading_after_the_end_marker(results, tmp_path):
     page = tmp_path / "results.md"
     page.write_text(f"# An old title\n\nold intro\n{BEGIN}\nold tables\n{END}\n\n## Our reading\n\nKept as written.\n")
