@@ -98,6 +98,7 @@ def test_write_readme_table_replaces_the_markers_once_and_leaves_the_rest(result
     between = text[text.index(BEGIN):text.index(END)]
     assert len(table_rows(between)) == 6
     assert f"--readme README.md --confirmatory {confirm}" in between
+    assert "default run: no alignment.nc read; held-out run: no alignment.nc read" in between  # both runs' sizes
     assert "[docs/results.md](docs/results.md)" in between
     report.write_readme_table(results, readme, confirm)  # again: the same file, markers still once
     assert readme.read_text() == text
