@@ -41,13 +41,12 @@ def write_netcdf(ds: xr.Dataset, path, compress: bool = True) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    encoding = {}
+    ds = _float16_as_bits(ds)
+    encoding = {name: {"_FillValue": None} for name in ds.data_vars if ds[name].attrs.get(FLOAT16_BITS)}
     if compress:
-        encoding = {
-            name: {"zlib": True, "complevel": 4}
-            for name, var in ds.data_vars.items()
-            if var.dtype.kind in "fiub"
-        }
+        for name, var in ds.data_vars.items():
+            if var.dtype.kind in "fiub":
+                encoding.setdefault(name, {}).update(zlib=True, complevel=4)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     os.close(fd)
     try:
@@ -65,6 +64,36 @@ def write_netcdf(ds: xr.Dataset, path, compress: bool = True) -> None:
                 f"(up to {ds.nbytes / 2**20:.1f} MiB before compression; the write failed with "
                 f"{type(error).__name__}: {error}); free some space and rerun") from error
         raise
+
+
+# NetCDF has no 16-bit float type: a float16 variable (``activation_dtype: float16``) is stored as its
+# bit patterns in an unsigned 16-bit integer variable carrying this attribute, and read back bit for bit.
+FLOAT16_BITS = "stored_as_float16_bits"
+
+
+def _float16_as_bits(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with every float16 data variable replaced by its bit patterns (uint16, flagged)."""
+    halves = [name for name, var in ds.data_vars.items() if var.dtype == np.float16]
+    if not halves:
+        return ds
+    ds = ds.copy()
+    for name in halves:
+        var = ds[name]
+        ds[name] = var.copy(data=np.ascontiguousarray(var.values).view(np.uint16))
+        ds[name].attrs[FLOAT16_BITS] = 1
+    return ds
+
+
+def _float16_from_bits(ds: xr.Dataset) -> xr.Dataset:
+    """The inverse of :func:`_float16_as_bits` on a loaded Dataset."""
+    for name, var in list(ds.data_vars.items()):
+        if var.attrs.get(FLOAT16_BITS):
+            if var.dtype != np.uint16:
+                raise ValueError(f"variable {name!r} is flagged {FLOAT16_BITS} but stored as {var.dtype}, not uint16")
+            attrs = {k: v for k, v in var.attrs.items() if k != FLOAT16_BITS}
+            ds[name] = var.copy(data=var.values.view(np.float16))
+            ds[name].attrs = attrs
+    return ds
 
 
 def _disk_full(folder: Path, error: BaseException) -> int | None:
@@ -101,7 +130,7 @@ def read_netcdf(path) -> xr.Dataset:
     """
     try:
         with xr.open_dataset(path, engine="netcdf4") as ds:
-            return ds.load()
+            return _float16_from_bits(ds.load())
     except FileNotFoundError:
         raise
     except (OSError, RuntimeError, ValueError, KeyError, IndexError) as error:

@@ -23,6 +23,31 @@ def test_round_trip_through_open_activations(tmp_path):
     assert "snr_definition" in opened.attrs and "alignlib_version" in opened.attrs
 
 
+def test_float16_cubes_round_trip_bit_for_bit_at_half_the_disk(tmp_path):
+    """activation_dtype: float16 (NetCDF has no 16-bit float): the cube written and read back is the one
+    extracted, float16 with its NaN padding, and its file is about half the float32 one's."""
+    cfg, data, models = tiny_linear()
+    half = extract_activations(cfg, data, models, "cpu", storage_dtype=np.float16)
+    assert half["activation"].dtype == np.float16 and np.isnan(half["activation"].values).any()  # padded units
+    write_netcdf(half, tmp_path / "half.nc")
+    back = open_activations([tmp_path / "half.nc"])
+    xr.testing.assert_identical(back, half)
+    assert back["activation"].dtype == np.float16
+    np.testing.assert_array_equal(back["activation"].values.view(np.uint16), half["activation"].values.view(np.uint16))
+    full = extract_activations(cfg, data, models, "cpu", storage_dtype=np.float32)
+    write_netcdf(full, tmp_path / "full.nc")
+    assert (tmp_path / "half.nc").stat().st_size < 0.75 * (tmp_path / "full.nc").stat().st_size
+
+
+def test_a_flagged_variable_that_is_not_uint16_is_refused(tmp_path):
+    from alignpipe.cubes import FLOAT16_BITS, CorruptFileError, read_netcdf
+    ds = xr.Dataset({"activation": ("x", np.arange(3, dtype=np.float32), {FLOAT16_BITS: 1})})
+    ds.to_netcdf(tmp_path / "odd.nc")
+    with pytest.raises(CorruptFileError, match="rebuild it") as caught:
+        read_netcdf(tmp_path / "odd.nc")
+    assert "stored as float32, not uint16" in str(caught.value.__cause__)
+
+
 def test_killed_write_leaves_no_complete_looking_file(tmp_path, monkeypatch):
     ds = xr.Dataset({"x": ("a", np.arange(3.0))})
     target = tmp_path / "out.nc"
