@@ -118,6 +118,22 @@ def test_results_equal_one_job_per_stage(tiny_run, tiny_config, tmp_path):
         assert (tmp_path / name).read_bytes() == (tiny_run / name).read_bytes(), name
 
 
+def test_float16_activations_run_end_to_end(tiny_run, tiny_config, tmp_path):
+    """activation_dtype: float16 (paper_scale.yaml's): the cubes are float16 on reading, equal to the float32
+    run's to float16 rounding, and alignment.nc follows to the same order (linear CKA to 2e-3)."""
+    results = tmp_path / "results"
+    run_snakemake(tmp_path, dict(tiny_config, activation_dtype="float16"),
+                  str(results / "linear_regression" / "alignment.nc"))
+    files = lambda root: sorted((root / "linear_regression" / "activations").glob("n*.nc"))  # noqa: E731
+    half, full = open_activations(files(results)), open_activations(files(tiny_run))
+    assert half["activation"].dtype == np.float16 and full["activation"].dtype == np.float32
+    np.testing.assert_allclose(half["activation"].values.astype(np.float32), full["activation"].values,
+                               rtol=1e-3, atol=1e-4, equal_nan=True)
+    a = read_netcdf(results / "linear_regression" / "alignment.nc")["alignment"].sel(metric="cka_linear", layer="hidden")
+    b = read_netcdf(tiny_run / "linear_regression" / "alignment.nc")["alignment"].sel(metric="cka_linear", layer="hidden")
+    np.testing.assert_allclose(a.values, b.values, atol=2e-3)
+
+
 def test_figure_pdf_adds_pdf_targets(tiny_config, tmp_path):
     for pdf in (False, True):
         proc = run_snakemake(tmp_path, dict(tiny_config, figure_pdf=pdf), "-n")
