@@ -53,6 +53,27 @@ def test_bootstrap_never_pairs_a_member_with_itself():
     assert not (drawn == drawn[:, :1]).all(-1).any()
 
 
+@pytest.mark.parametrize("draws", [1, 3])
+def test_bootstrap_in_blocks_equals_all_at_once_and_the_loop_by_hand(monkeypatch, draws):
+    """Grid points resampled a few at a time (the memory bound) give the same bits as all at once, and each
+    replicate is the mean of M[idx_p, idx_q] over p != q drawing different members in the same slot."""
+    from alignlib.stats import members
+    rng = np.random.default_rng(3)
+    S, B = 6, 7
+    ia, ib = member_pairs(range(S))
+    values = rng.normal(size=(4, 5, len(ia)))
+    draw = np.repeat(np.arange(draws), S // draws)
+    idx, slots = members.member_bootstrap(rng, (4, 5), B, S, draw)
+    whole = bootstrap_pair_means(values, ia, ib, S, idx, slots)
+    monkeypatch.setattr(members, "BOOTSTRAP_BLOCK_BYTES", 8 * B * S * S * 3)  # 3 grid points a block
+    np.testing.assert_array_equal(bootstrap_pair_means(values, ia, ib, S, idx, slots), whole)
+    m = pair_matrix(values, ia, ib, S)
+    i, j, b = 2, 4, 5
+    kept = [m[i, j, idx[i, j, b, p], idx[i, j, b, q]] for p in range(S) for q in range(S)
+            if idx[i, j, b, p] != idx[i, j, b, q] and slots[p] == slots[q]]
+    assert whole[i, j, b] == pytest.approx(np.mean(kept), rel=1e-13)
+
+
 def test_holm_by_hand():
     np.testing.assert_allclose(holm([0.01, 0.04, 0.03, np.nan, 0.2]), [0.04, 0.09, 0.09, np.nan, 0.2])
 

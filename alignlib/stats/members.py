@@ -167,19 +167,33 @@ def bootstrap_pair_means(values: np.ndarray, ia: np.ndarray, ib: np.ndarray, S: 
     lead = m.shape[:-2]
     B = idx.shape[-2]
     flat_m = m.reshape((-1, S, S))
-    flat_idx = idx.reshape((-1, B, S))
-    g = np.arange(flat_m.shape[0])[:, None, None, None]
-    sub = flat_m[g, flat_idx[:, :, :, None], flat_idx[:, :, None, :]]  # (G, B, S, S)
-    keep = flat_idx[:, :, :, None] != flat_idx[:, :, None, :]
-    if slots is not None:
-        slots = np.asarray(slots)
-        keep = keep & (slots[:, None] == slots[None, :])
-    sums = np.where(keep, sub, 0.0).sum((-1, -2))
-    means = sums / keep.sum((-1, -2))
+    flat_idx = np.broadcast_to(idx, lead + idx.shape[-2:]).reshape((-1, B, S))
+    slots = None if slots is None else np.asarray(slots)
+    # the (grid points, B, S, S) resampled matrices in blocks of at most BOOTSTRAP_BLOCK_BYTES: all at
+    # once they take G x B x S^2 x 8 bytes (14 GB for 198 grid points of 96 members, B = 1000)
+    step = max(1, BOOTSTRAP_BLOCK_BYTES // (8 * B * S * S))
+    means = np.empty((flat_m.shape[0], B))
+    for start in range(0, flat_m.shape[0], step):
+        block = slice(start, start + step)
+        means[block] = _resampled_pair_means(flat_m[block], flat_idx[block], slots)
     if not np.isfinite(values).all():
         bad = ~np.isfinite(values).all(-1).reshape(-1)
         means[bad] = np.nan
     return means.reshape(lead + (B,))
+
+
+#: the most memory one block of :func:`bootstrap_pair_means`'s resampled pair matrices may take
+BOOTSTRAP_BLOCK_BYTES = 2 ** 27
+
+
+def _resampled_pair_means(m: np.ndarray, idx: np.ndarray, slots) -> np.ndarray:
+    """m (G, S, S), idx (G, B, S) -> (G, B): the mean of M[idx_p, idx_q] over kept positions p, q."""
+    g = np.arange(m.shape[0])[:, None, None, None]
+    sub = m[g, idx[:, :, :, None], idx[:, :, None, :]]  # (G, B, S, S)
+    keep = idx[:, :, :, None] != idx[:, :, None, :]
+    if slots is not None:
+        keep = keep & (slots[:, None] == slots[None, :])
+    return np.where(keep, sub, 0.0).sum((-1, -2)) / keep.sum((-1, -2))
 
 
 def holm(p_values) -> np.ndarray:
