@@ -169,6 +169,34 @@ def align_seconds(task: dict, metric: str, threads: int = 1) -> float:
     return cost / thread_speedup(threads)
 
 
+# The claims job resamples members B = 1000 times per metric, layer and grid point, and each
+# replicate averages an S x S pair matrix: its time grows as panels x grid points x S^2. Measured:
+# 765 s for the diabetes paper grid (26 metric-layer panels, 198 grid points, S = 96 members in 3
+# draws; one thread, 2-core VM) and 43 s for the held-out mlp_classification (26 panels, 39 grid
+# points, S = 48): 1.6e-5 s per panel, grid point and member^2. The rest of the job (start-up, reading
+# alignment.nc, the tests themselves) took 6.3-9.4 s in the default run at 6636521 (its claims logs'
+# process_s less the resampling part): 7 s.
+CLAIMS_SECONDS = 1.6e-5
+CLAIMS_BASE_SECONDS = 7.0
+
+
+def claims_seconds(task: dict, metrics, members: int, n_count: int | None = None) -> float:
+    """Expected seconds of the claims job of a task with ``members`` members per grid point (all data
+    draws together) on ``n_count`` sample sizes (default: the config's n)."""
+    grid = len(task["snr"]) * (len(task["n"]) if n_count is None else n_count)
+    panels = sum(1 if m in END_TO_END_METRICS else len(layer_widths(task)) for m in task_metrics(task, metrics))
+    return CLAIMS_BASE_SECONDS + CLAIMS_SECONDS * panels * grid * members ** 2
+
+
+def claims_runtime_minutes(config: dict, task: str) -> int:
+    """The claims job's runtime request (minutes, for a cluster): three times its expected seconds
+    (the refinement's n assumed, :func:`assumed_refinement`), at least 10."""
+    cfg = config["tasks"][task]
+    members = cfg["seeds"] * len(draw_tasks(config, task))
+    n_count = len(grid_n(cfg["n"], assumed_refinement(cfg)))
+    return max(10, math.ceil(3 * claims_seconds(cfg, config["metrics"], members, n_count) / 60))
+
+
 def metric_groups(task: dict, metrics, per_job="auto", job_seconds: float = 60.0) -> list[list[str]]:
     """The task's metrics in align jobs, each group in the config's order, groups by their first metric.
 
@@ -447,7 +475,10 @@ def plan(config: dict, cores: int | None = None, refined: dict | None = None) ->
                                    short["combine_draws_ood"], aligned_ood)]
         else:
             alignment = aligned[0]
-        summary_after.append(add(f"claims {parent}", "claims", parent, short["claims"], [alignment]))
+        n_count = len(grid_n(pcfg["n"], added))
+        members = pcfg["seeds"] * len(draws)
+        summary_after.append(add(f"claims {parent}", "claims", parent,
+                                 claims_seconds(pcfg, config["metrics"], members, n_count), [alignment]))
         add(f"figures {parent}", "figures", parent, short["figures"], [alignment])
         if has_linear_theory(pcfg):
             add(f"theory_residuals {parent}", "theory_residuals", parent, short["theory_residuals"], [alignment])

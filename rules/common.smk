@@ -3,8 +3,8 @@ from alignpipe.config import has_linear_theory
 from functools import lru_cache
 
 from alignpipe.draws import draw_tasks, excluding_pattern, multi_draw_tasks, parent_task, task_pattern, trained_tasks
-from alignpipe.jobsize import (align_threads, chunk_seconds, cube_groups, metric_groups, n_groups, part_name,
-                                run_target, task_priorities, train_threads, workflow_cores)
+from alignpipe.jobsize import (align_threads, chunk_seconds, claims_runtime_minutes, cube_groups, metric_groups,
+                               n_groups, part_name, run_target, task_priorities, train_threads, workflow_cores)
 from alignpipe.ood import ood_metrics
 from alignpipe.refine import grid_n, read_refinement
 

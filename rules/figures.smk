@@ -85,7 +85,7 @@ rule claims:
     threads: 1
     resources:
         mem_mb=1000,
-        runtime=10,
+        runtime=lambda wildcards: claims_runtime_minutes(config, wildcards.task),  # 13 min at paper scale
     conda:
         "../envs/alignlib.yaml"
     script:

@@ -7,6 +7,8 @@ import yaml
 from alignpipe.config import task_jobs_by_rule
 from alignpipe.jobsize import (
     align_seconds,
+    claims_runtime_minutes,
+    claims_seconds,
     cube_groups,
     metric_groups,
     n_groups,
@@ -286,3 +288,21 @@ def test_critical_path_of_a_job_table(tmp_path):
     assert total == pytest.approx(2 + 10 + 1 + 7 + 1 + 9 + 1)
     refined = next(j for j in graph if j.name.startswith("train train_n15"))
     assert any(name.startswith("refine") for name in refined.after)
+
+
+def test_claims_seconds_grow_with_members_squared_grid_and_panels(default_config):
+    task, metrics = default_config["tasks"]["mlp_regression"], default_config["metrics"]
+    base = claims_seconds(task, metrics, 10) - claims_seconds(task, metrics, 0)  # the resampling part
+    assert claims_seconds(task, metrics, 20) - claims_seconds(task, metrics, 0) == pytest.approx(4 * base)
+    assert claims_seconds(task, metrics, 10, 2 * len(task["n"])) - claims_seconds(task, metrics, 0) == pytest.approx(2 * base)
+    applied = [m for m in metrics if m != "cosine_end_to_end"]  # the end-to-end cosine is for linear networks only
+    assert claims_seconds(task, applied[:1], 10) - claims_seconds(task, metrics, 0) == pytest.approx(base / len(applied))
+
+
+def test_claims_runtime_covers_the_measured_paper_scale_job():
+    """The diabetes paper grid's claims job took 765 s (3 draws x 32 members, 22 n, 9 SNRs; 2-core VM):
+    the fixed 10-minute request it had would have let a cluster kill it; the request now has room."""
+    config = validated(yaml.safe_load((REPO / "configs" / "paper_scale.yaml").read_text()))
+    assert claims_runtime_minutes(config, "diabetes_regression") * 60 >= 2 * 765
+    default = validated(yaml.safe_load((REPO / "config.yaml").read_text()))
+    assert all(claims_runtime_minutes(default, t) == 10 for t in default["tasks"])  # small runs: the floor
