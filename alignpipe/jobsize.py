@@ -160,12 +160,17 @@ def task_metrics(task: dict, metrics) -> list[str]:
     return [m for m in metrics if linear or m not in END_TO_END_METRICS]
 
 
+def metric_layers(task: dict, metric: str) -> int:
+    """The layers a metric is computed on: the end-to-end map only, or every recorded layer."""
+    return 1 if metric in END_TO_END_METRICS else len(layer_widths(task))
+
+
 def align_seconds(task: dict, metric: str, threads: int = 1) -> float:
     """Expected seconds of one metric on every grid point and recorded layer of a task (``threads``:
     :func:`thread_speedup`)."""
     grid = len(task["snr"]) * len(task["n"])
-    layers = 1 if metric in END_TO_END_METRICS else len(layer_widths(task))
-    cost = METRIC_SECONDS.get(metric, DEFAULT_METRIC_SECONDS) * grid * layers * task["seeds"] * task["probes"] ** 2
+    cost = (METRIC_SECONDS.get(metric, DEFAULT_METRIC_SECONDS) * grid * metric_layers(task, metric)
+            * task["seeds"] * task["probes"] ** 2)
     return cost / thread_speedup(threads)
 
 
@@ -184,17 +189,23 @@ def claims_seconds(task: dict, metrics, members: int, n_count: int | None = None
     """Expected seconds of the claims job of a task with ``members`` members per grid point (all data
     draws together) on ``n_count`` sample sizes (default: the config's n)."""
     grid = len(task["snr"]) * (len(task["n"]) if n_count is None else n_count)
-    panels = sum(1 if m in END_TO_END_METRICS else len(layer_widths(task)) for m in task_metrics(task, metrics))
+    panels = sum(metric_layers(task, m) for m in task_metrics(task, metrics))
     return CLAIMS_BASE_SECONDS + CLAIMS_SECONDS * panels * grid * members ** 2
+
+
+def task_claims_seconds(config: dict, task: str, added) -> float:
+    """:func:`claims_seconds` of a configured task: its members in every data draw, its grid with the
+    refinement's n ``added``."""
+    cfg = config["tasks"][task]
+    members = cfg["seeds"] * len(draw_tasks(config, task))
+    return claims_seconds(cfg, config["metrics"], members, len(grid_n(cfg["n"], added)))
 
 
 def claims_runtime_minutes(config: dict, task: str) -> int:
     """The claims job's runtime request (minutes, for a cluster): three times its expected seconds
     (the refinement's n assumed, :func:`assumed_refinement`), at least 10."""
-    cfg = config["tasks"][task]
-    members = cfg["seeds"] * len(draw_tasks(config, task))
-    n_count = len(grid_n(cfg["n"], assumed_refinement(cfg)))
-    return max(10, math.ceil(3 * claims_seconds(cfg, config["metrics"], members, n_count) / 60))
+    seconds = task_claims_seconds(config, task, assumed_refinement(config["tasks"][task]))
+    return max(10, math.ceil(3 * seconds / 60))
 
 
 def metric_groups(task: dict, metrics, per_job="auto", job_seconds: float = 60.0) -> list[list[str]]:
@@ -475,10 +486,8 @@ def plan(config: dict, cores: int | None = None, refined: dict | None = None) ->
                                    short["combine_draws_ood"], aligned_ood)]
         else:
             alignment = aligned[0]
-        n_count = len(grid_n(pcfg["n"], added))
-        members = pcfg["seeds"] * len(draws)
-        summary_after.append(add(f"claims {parent}", "claims", parent,
-                                 claims_seconds(pcfg, config["metrics"], members, n_count), [alignment]))
+        summary_after.append(add(f"claims {parent}", "claims", parent, task_claims_seconds(config, parent, added),
+                                 [alignment]))
         add(f"figures {parent}", "figures", parent, short["figures"], [alignment])
         if has_linear_theory(pcfg):
             add(f"theory_residuals {parent}", "theory_residuals", parent, short["theory_residuals"], [alignment])

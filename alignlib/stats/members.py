@@ -155,6 +155,10 @@ def nested_pair_mean(values: np.ndarray, ia: np.ndarray, ib: np.ndarray, S: int,
     return _combine_draws(means, variances)
 
 
+#: the most memory one block of :func:`bootstrap_pair_means`'s resampled pair matrices may take
+BOOTSTRAP_BLOCK_BYTES = 2 ** 27
+
+
 def bootstrap_pair_means(values: np.ndarray, ia: np.ndarray, ib: np.ndarray, S: int,
                          idx: np.ndarray, slots=None) -> np.ndarray:
     """Mean over pairs after resampling members: values (..., P), idx (..., B, S') -> (..., B).
@@ -180,10 +184,6 @@ def bootstrap_pair_means(values: np.ndarray, ia: np.ndarray, ib: np.ndarray, S: 
         bad = ~np.isfinite(values).all(-1).reshape(-1)
         means[bad] = np.nan
     return means.reshape(lead + (B,))
-
-
-#: the most memory one block of :func:`bootstrap_pair_means`'s resampled pair matrices may take
-BOOTSTRAP_BLOCK_BYTES = 2 ** 27
 
 
 def _resampled_pair_means(m: np.ndarray, idx: np.ndarray, slots) -> np.ndarray:
